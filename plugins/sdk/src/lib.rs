@@ -1,0 +1,117 @@
+//! The Plugin Host SDK: write a plugin as a short script.
+//!
+//! A plugin is a function that builds a [`Plugin`] — its name, version and routes, each route with a
+//! handler — and one [`plugin!`] line that exports it:
+//!
+//! ```ignore
+//! use plugin_sdk::prelude::*;
+//!
+//! fn plugin() -> Plugin {
+//!     Plugin::new("hello", env!("CARGO_PKG_VERSION"), "Greets people")
+//!         .get("/hello/{name}", greet)
+//!         .summary("Greet someone by name")
+//! }
+//!
+//! fn greet(req: &Request) -> Result {
+//!     let name: String = req.param("name")?;
+//!     Response::json(&json!({ "message": format!("hello, {name}") }))
+//! }
+//!
+//! plugin_sdk::plugin!(plugin);
+//! ```
+//!
+//! The same [`Plugin`] value answers the host's `describe` call (the manifest, read once per plugin
+//! version) and dispatches `handle` calls: the host has already matched the route, so dispatch is a
+//! lookup by method and pattern. The generated WIT bindings are in [`bindings`]; most plugins never
+//! need them directly.
+
+mod plugin;
+mod request;
+mod response;
+
+/// Bindings generated from the host's contract in `wit/` (the one `generate!` on the guest side).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "plugin_sdk::bindings",
+        export_macro_name: "export_plugin_world",
+    });
+}
+
+pub use plugin::{Handler, Plugin};
+pub use request::Request;
+pub use response::{Error, Response, Result};
+pub use serde_json::{Map, Value, json};
+
+pub use bindings::plugin_host::plugin::types::{AuthMethod, Method, Role};
+
+/// Everything a typical plugin needs, in one import.
+pub mod prelude {
+    pub use crate::{Error, Method, Plugin, Request, Response, Result, Role, Value, json};
+}
+
+/// Per-plugin configuration from the host's `[plugins.<name>.config]` table.
+pub mod config {
+    /// The configured value for `key`, if the operator set one.
+    pub fn get(key: &str) -> Option<String> {
+        crate::bindings::plugin_host::plugin::config::get(key)
+    }
+}
+
+/// Time as the host sees it (plugins have no clock of their own).
+pub mod clock {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_millis() -> u64 {
+        crate::bindings::plugin_host::plugin::clock::now_millis()
+    }
+
+    /// Nanoseconds from a fixed point; never goes backwards.
+    pub fn monotonic_nanos() -> u64 {
+        crate::bindings::plugin_host::plugin::clock::monotonic_nanos()
+    }
+}
+
+/// Logging into the host's structured log, tagged with plugin, version and request id.
+pub mod log {
+    pub use crate::bindings::plugin_host::plugin::log::Level;
+
+    /// Log one message at `level`.
+    pub fn log(level: Level, message: &str) {
+        crate::bindings::plugin_host::plugin::log::log(level, message);
+    }
+}
+
+/// Log a formatted message at a level: `log!(Info, "saved {id}")`.
+#[macro_export]
+macro_rules! log {
+    ($level:ident, $($arg:tt)+) => {
+        $crate::log::log($crate::log::Level::$level, &::std::format!($($arg)+))
+    };
+}
+
+/// Export a plugin: `plugin_sdk::plugin!(build)` where `build: fn() -> Plugin`.
+#[macro_export]
+macro_rules! plugin {
+    ($build:path) => {
+        struct __PluginExports;
+
+        impl $crate::bindings::Guest for __PluginExports {
+            fn describe() -> $crate::bindings::plugin_host::plugin::types::Manifest {
+                $build().into_manifest()
+            }
+
+            fn handle(
+                request: $crate::bindings::plugin_host::plugin::types::Request,
+            ) -> ::core::result::Result<
+                $crate::bindings::plugin_host::plugin::types::Response,
+                $crate::bindings::plugin_host::plugin::types::Error,
+            > {
+                $build().dispatch(request)
+            }
+        }
+
+        $crate::bindings::export_plugin_world!(__PluginExports with_types_in $crate::bindings);
+    };
+}
