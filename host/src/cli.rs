@@ -1,0 +1,244 @@
+//! The command line: `serve`, `check` and `componentize`, logging set-up and signal handling.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat, Overrides};
+use crate::manifest::{method_str, role_str};
+use crate::server::Server;
+
+/// Runs REST and admin HTTP handlers as WebAssembly component plugins.
+#[derive(Debug, Parser)]
+#[command(name = "plugin-host", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the plugins in the plugins directory over HTTP.
+    Serve {
+        #[command(flatten)]
+        files: ConfigArgs,
+        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Directory of plugin components (*.wasm).
+        #[arg(long = "plugins", value_name = "DIR")]
+        plugins_dir: Option<PathBuf>,
+        /// Directory of HTML templates.
+        #[arg(long = "templates", value_name = "DIR")]
+        templates_dir: Option<PathBuf>,
+        /// Directory for the host's own data.
+        #[arg(long = "data", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Load one plugin exactly as `serve` would and print its manifest, or why it is refused.
+    Check {
+        #[command(flatten)]
+        files: ConfigArgs,
+        /// The plugin component to check.
+        file: PathBuf,
+    },
+    /// Turn a core wasm module built with the SDK (wit-bindgen) into a plugin component.
+    Componentize {
+        /// The core module (e.g. target/wasm32-unknown-unknown/release/my_plugin.wasm).
+        input: PathBuf,
+        /// Where to write the component (written to a temporary file, then renamed into place).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// TOML configuration laid over the embedded defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Entry point of the `plugin-host` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            files,
+            listen,
+            plugins_dir,
+            templates_dir,
+            data_dir,
+        } => {
+            let overrides = Overrides {
+                listen,
+                plugins_dir,
+                templates_dir,
+                data_dir,
+            };
+            let config = Config::load(files.config.as_deref(), &overrides)?;
+            init_tracing(&config);
+            runtime()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { files, file } => {
+            let config = Config::load(files.config.as_deref(), &Overrides::default())?;
+            init_tracing_quiet();
+            Ok(runtime()?.block_on(check(&config, &file)))
+        }
+        Command::Componentize { input, output } => {
+            componentize(&input, &output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `check` prints its own verdict; only warnings and errors go to the log.
+fn init_tracing_quiet() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(config: Config) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let server = Server::bind(config).await?;
+    let addr = server.local_addr();
+    tracing::info!(%addr, "listening");
+    // A stable line on stdout that scripts and tests can wait for.
+    println!("plugin-host listening on http://{addr}");
+    std::io::stdout().flush().ok();
+    server.run(shutdown_signal()).await
+}
+
+/// Completes on SIGINT (ctrl-c) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn check(config: &Config, file: &Path) -> ExitCode {
+    match crate::generation::check_plugin(config, file).await {
+        Ok(plugin) => {
+            let m = &plugin.manifest;
+            println!("ok: {}", file.display());
+            println!("plugin:      {} {}", m.name, m.version);
+            println!("description: {}", m.description);
+            println!("sha256:      {}", plugin.hash);
+            println!(
+                "compiled in: {:.1} ms",
+                plugin.compile_time.as_secs_f64() * 1e3
+            );
+            println!();
+            print!("{}", route_table(&plugin.manifest));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rejected: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The routes of a manifest as an aligned text table.
+fn route_table(m: &crate::manifest::Manifest) -> String {
+    let mut rows = vec![["METHOD", "PATH", "ROLE", "VIEW", "SUMMARY"].map(String::from)];
+    for r in &m.routes {
+        rows.push([
+            method_str(r.method).to_owned(),
+            r.path.to_string(),
+            role_str(r.role).to_owned(),
+            r.view.clone().unwrap_or_else(|| "-".into()),
+            r.summary.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Encode the core module at `input` (with the type information wit-bindgen embeds) as a component.
+fn componentize(input: &Path, output: &Path) -> Result<()> {
+    let module =
+        std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).encode())
+        .with_context(|| format!("cannot make a component from {}", input.display()))?;
+    let tmp = output.with_file_name(format!(
+        ".{}.tmp",
+        output
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, &component).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, output)
+        .with_context(|| format!("cannot move {} into place", output.display()))?;
+    Ok(())
+}

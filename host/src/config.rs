@@ -1,0 +1,233 @@
+//! Configuration: the embedded defaults (`host/default-config.toml`), an optional TOML file laid over
+//! them key by key, then command-line overrides. Unknown keys are errors, so a typo is never ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// The defaults, compiled into the binary so `plugin-host serve` works with no file at all.
+pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
+
+/// The host's whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// Directory of plugin components (`*.wasm`).
+    pub plugins_dir: PathBuf,
+    /// Directory of HTML templates.
+    pub templates_dir: PathBuf,
+    /// Directory for the host's own files.
+    pub data_dir: PathBuf,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace_ms: u64,
+    /// Log filter (`tracing_subscriber::EnvFilter` syntax).
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Resource limits for requests and plugin instances.
+    pub limits: Limits,
+    /// Per-plugin settings by plugin name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Resource limits (see `default-config.toml` for what each one does).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub request_timeout_ms: u64,
+    pub max_request_body_bytes: usize,
+    pub max_response_body_bytes: usize,
+    pub max_instances: u32,
+    pub instance_memory_bytes: usize,
+    pub wasm_stack_bytes: usize,
+}
+
+impl Limits {
+    /// The per-call deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Settings for one plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Values the plugin reads through the `config` import.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Command-line values that override the configuration files.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub plugins_dir: Option<PathBuf>,
+    pub templates_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Self {
+        Self::from_layers(None).expect("the embedded default configuration is valid")
+    }
+
+    /// Defaults, then `file` (if any), then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let layer = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                let value: toml::Table = toml::from_str(&text)
+                    .with_context(|| format!("invalid TOML in config file {}", path.display()))?;
+                Some((path, value))
+            }
+            None => None,
+        };
+        let mut config = Self::from_layers(layer)?;
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_layers(layer: Option<(&Path, toml::Table)>) -> Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(DEFAULT_CONFIG).context("embedded default configuration")?;
+        let origin = match layer {
+            Some((path, value)) => {
+                merge(&mut table, value);
+                format!("config file {}", path.display())
+            }
+            None => "embedded default configuration".to_owned(),
+        };
+        Config::deserialize(toml::Value::Table(table)).with_context(|| format!("invalid {origin}"))
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = o.listen {
+            self.listen = v;
+        }
+        if let Some(v) = &o.plugins_dir {
+            self.plugins_dir = v.clone();
+        }
+        if let Some(v) = &o.templates_dir {
+            self.templates_dir = v.clone();
+        }
+        if let Some(v) = &o.data_dir {
+            self.data_dir = v.clone();
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let l = &self.limits;
+        anyhow::ensure!(
+            l.max_instances >= 1,
+            "limits.max_instances must be at least 1"
+        );
+        anyhow::ensure!(
+            l.request_timeout_ms >= 1,
+            "limits.request_timeout_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            l.instance_memory_bytes >= 1 << 16,
+            "limits.instance_memory_bytes must be at least one wasm page (65536)"
+        );
+        anyhow::ensure!(
+            l.wasm_stack_bytes >= 16 * 1024,
+            "limits.wasm_stack_bytes must be at least 16384"
+        );
+        Ok(())
+    }
+
+    /// The grace period after a shutdown signal.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// Configuration values for the plugin named `name` (empty when none are set).
+    pub fn plugin_config(&self, name: &str) -> BTreeMap<String, String> {
+        self.plugins
+            .get(name)
+            .map(|p| p.config.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Lay `over` onto `base`: tables merge recursively, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = Config::defaults();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.limits.max_instances, 256);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn file_overlays_defaults_and_flags_override_file() {
+        let dir = std::env::temp_dir().join(format!("ph-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_instances = 8\n[plugins.hello.config]\ngreeting = \"hi\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            plugins_dir: Some("elsewhere".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&file), &overrides).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.max_instances, 8);
+        // Keys the file did not mention keep their defaults.
+        assert_eq!(c.limits.request_timeout_ms, 5000);
+        assert_eq!(c.plugins_dir, PathBuf::from("elsewhere"));
+        assert_eq!(c.plugin_config("hello")["greeting"], "hi");
+        assert!(c.plugin_config("echo").is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = std::env::temp_dir().join(format!("ph-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[limits]\nmax_instance = 8\n").unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load(Some(&file), &Overrides::default()).unwrap_err()
+        );
+        assert!(err.contains("max_instance"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+    }
+}

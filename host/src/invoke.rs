@@ -1,0 +1,186 @@
+//! One plugin call: a fresh `Store` with limits and a deadline, an instance from the pool (via the
+//! plugin's `InstancePre`), the call, and the classification of what went wrong. The Store and instance
+//! are dropped when the call returns, so nothing a plugin allocates outlives its request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+use crate::bindings::{PluginPre, clock, config, log, types};
+
+/// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
+const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Who a store belongs to, for log lines.
+#[derive(Debug)]
+pub struct PluginIdentity {
+    pub name: String,
+    pub version: String,
+}
+
+/// The data of one Store: what the host imports need to serve one call.
+pub struct HostState {
+    plugin: Arc<PluginIdentity>,
+    request_id: String,
+    config: Arc<BTreeMap<String, String>>,
+    limits: StoreLimits,
+    // Required by the component model's resource bookkeeping; plugins own no host resources yet.
+    _table: ResourceTable,
+}
+
+/// Why a call did not produce the plugin's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin ran past its deadline of {0:?}")]
+    Timeout(Duration),
+    /// The plugin trapped (a panic, an out-of-bounds access, stack overflow, ...).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// Anything else: the instance could not be created, a limit refused it, ...
+    #[error("plugin call failed: {0}")]
+    Failed(String),
+}
+
+/// The deadline error raised from the epoch callback.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+struct DeadlineExceeded;
+
+fn classify(err: wasmtime::Error, timeout: Duration) -> CallError {
+    if err.is::<DeadlineExceeded>() {
+        CallError::Timeout(timeout)
+    } else if err.is::<Trap>() {
+        // `{:?}` keeps the wasm backtrace for the log; the client never sees it.
+        CallError::Trap(format!("{err:?}"))
+    } else {
+        CallError::Failed(format!("{err:?}"))
+    }
+}
+
+/// A fresh store for one call of the plugin, interrupted once `timeout` has passed.
+fn new_store(
+    engine: &Engine,
+    plugin: &Arc<PluginIdentity>,
+    config: &Arc<BTreeMap<String, String>>,
+    request_id: &str,
+    memory_bytes: usize,
+    timeout: Duration,
+) -> Store<HostState> {
+    let state = HostState {
+        plugin: plugin.clone(),
+        request_id: request_id.to_owned(),
+        config: config.clone(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(memory_bytes)
+            .instances(crate::engine::CORE_INSTANCES_PER_COMPONENT as usize)
+            .build(),
+        _table: ResourceTable::new(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    let deadline = Instant::now() + timeout;
+    // At every epoch tick: past the deadline, interrupt; otherwise yield to tokio and carry on.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::new(DeadlineExceeded))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+/// Everything needed to call one plugin; cheap to share across requests.
+pub struct Callable<'a> {
+    pub engine: &'a Engine,
+    pub pre: &'a PluginPre<HostState>,
+    pub identity: &'a Arc<PluginIdentity>,
+    pub config: &'a Arc<BTreeMap<String, String>>,
+    pub memory_bytes: usize,
+}
+
+impl Callable<'_> {
+    /// Call `describe` on a fresh instance.
+    pub async fn describe(&self, timeout: Duration) -> Result<types::Manifest, CallError> {
+        let mut store = self.store("describe", timeout);
+        let run = async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            plugin.call_describe(&mut store).await
+        };
+        run.await.map_err(|e| classify(e, timeout))
+    }
+
+    /// Call `handle` on a fresh instance.
+    pub async fn handle(
+        &self,
+        request: &types::Request,
+        timeout: Duration,
+    ) -> Result<Result<types::Response, types::Error>, CallError> {
+        let mut store = self.store(&request.id, timeout);
+        let run = async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            plugin.call_handle(&mut store, request).await
+        };
+        run.await.map_err(|e| classify(e, timeout))
+    }
+
+    fn store(&self, request_id: &str, timeout: Duration) -> Store<HostState> {
+        new_store(
+            self.engine,
+            self.identity,
+            self.config,
+            request_id,
+            self.memory_bytes,
+            timeout,
+        )
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let message = match message.char_indices().nth(MAX_LOG_MESSAGE) {
+            Some((cut, _)) => &message[..cut],
+            None => &message,
+        };
+        let (plugin, version, request_id) =
+            (&self.plugin.name, &self.plugin.version, &self.request_id);
+        macro_rules! emit {
+            ($mac:ident) => {
+                tracing::$mac!(target: "plugin", plugin = %plugin, version = %version, request_id = %request_id, "{message}")
+            };
+        }
+        match level {
+            log::Level::Trace => emit!(trace),
+            log::Level::Debug => emit!(debug),
+            log::Level::Info => emit!(info),
+            log::Level::Warn => emit!(warn),
+            log::Level::Error => emit!(error),
+        }
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+}
+
+impl clock::Host for HostState {
+    fn now_millis(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn monotonic_nanos(&mut self) -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}

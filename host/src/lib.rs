@@ -1,0 +1,21 @@
+//! Plugin Host: runs REST and admin HTTP handlers as WebAssembly component plugins.
+//!
+//! The crate is organised around three lifetimes (see docs/ARCHITECTURE.md):
+//! - the **process**: [`config`], the HTTP [`server`] and its request-id/tracing layer;
+//! - a **generation** ([`generation`]): one wasmtime `Engine` ([`engine`]), every plugin compiled once
+//!   and pre-linked ([`plugin`]), their manifests ([`manifest`]) and the route table ([`routes`]);
+//!   immutable once built and dropped as a whole when the last request using it ends;
+//! - a **request** ([`invoke`]): a fresh `Store` and a pooled instance, dropped when the call returns.
+//!
+//! The plugin contract lives in `wit/`; [`bindings`] is the host side's one `bindgen!`.
+
+pub mod bindings;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod generation;
+pub mod invoke;
+pub mod manifest;
+pub mod plugin;
+pub mod routes;
+pub mod server;

@@ -1,0 +1,5 @@
+//! The `plugin-host` binary: parses the command line and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    plugin_host::cli::main()
+}

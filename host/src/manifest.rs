@@ -1,0 +1,297 @@
+//! The host's view of a plugin manifest: the WIT `manifest` record, checked once when the plugin is
+//! loaded (name, semantic version, path patterns, duplicate routes, reserved paths, views).
+
+use serde::Serialize;
+
+use crate::bindings::types::{self as wit, Method, Role};
+use crate::routes::{PathPattern, PatternError};
+
+/// Paths the host serves itself; a plugin route here could never be reached.
+const RESERVED_EXACT: &[&str] = &["/healthz", "/readyz", "/metrics", "/api"];
+/// Path prefixes (first segment) the host owns.
+const RESERVED_PREFIXES: &[&str] = &["admin"];
+
+/// A validated manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub routes: Vec<Route>,
+    /// Templates the plugin ships: name → source.
+    #[serde(skip)]
+    pub templates: Vec<(String, String)>,
+}
+
+/// A validated route.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    #[serde(serialize_with = "ser_method")]
+    pub method: Method,
+    #[serde(serialize_with = "ser_pattern")]
+    pub path: PathPattern,
+    #[serde(serialize_with = "ser_role")]
+    pub role: Role,
+    pub summary: String,
+    pub view: Option<String>,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error(
+        "invalid plugin name {0:?}: use 1-64 lowercase letters, digits and '-', starting with a letter"
+    )]
+    Name(String),
+    #[error("invalid version {version:?}: not a semantic version ({reason})")]
+    Version { version: String, reason: String },
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("route {method} {path} is declared twice (as {first:?} and {second:?})")]
+    DuplicateRoute {
+        method: &'static str,
+        path: String,
+        first: String,
+        second: String,
+    },
+    #[error("route {method} {path} is in a path the host reserves for itself")]
+    Reserved { method: &'static str, path: String },
+    #[error("route {method} {path} names an empty view")]
+    EmptyView { method: &'static str, path: String },
+    #[error("template #{0} has an empty name")]
+    EmptyTemplateName(usize),
+}
+
+/// The wire name of a method.
+pub fn method_str(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+    }
+}
+
+/// The contract's method for an HTTP method, if it has one.
+pub fn method_from_http(m: &http::Method) -> Option<Method> {
+    Some(match *m {
+        http::Method::GET => Method::Get,
+        http::Method::HEAD => Method::Head,
+        http::Method::POST => Method::Post,
+        http::Method::PUT => Method::Put,
+        http::Method::PATCH => Method::Patch,
+        http::Method::DELETE => Method::Delete,
+        http::Method::OPTIONS => Method::Options,
+        _ => return None,
+    })
+}
+
+/// The lowercase name of a role.
+pub fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::Anonymous => "anonymous",
+        Role::User => "user",
+        Role::Admin => "admin",
+    }
+}
+
+fn ser_method<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(method_str(*m))
+}
+
+fn ser_role<S: serde::Serializer>(r: &Role, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(role_str(*r))
+}
+
+fn ser_pattern<S: serde::Serializer>(p: &PathPattern, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_reserved(path: &PathPattern) -> bool {
+    let shape = path.shape();
+    RESERVED_EXACT.contains(&path.as_str())
+        || matches!(shape.first(), Some(Some(first)) if RESERVED_PREFIXES.contains(first))
+}
+
+impl Manifest {
+    /// Check a manifest returned by a plugin's `describe`.
+    pub fn validate(raw: wit::Manifest) -> Result<Self, ManifestError> {
+        if !valid_name(&raw.name) {
+            return Err(ManifestError::Name(raw.name));
+        }
+        if let Err(e) = semver::Version::parse(&raw.version) {
+            return Err(ManifestError::Version {
+                version: raw.version,
+                reason: e.to_string(),
+            });
+        }
+        let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+        for r in raw.routes {
+            let path = PathPattern::parse(&r.path)?;
+            let method = method_str(r.method);
+            if is_reserved(&path) {
+                return Err(ManifestError::Reserved {
+                    method,
+                    path: r.path,
+                });
+            }
+            if let Some(first) = routes
+                .iter()
+                .find(|x| x.method == r.method && x.path.shape() == path.shape())
+            {
+                return Err(ManifestError::DuplicateRoute {
+                    method,
+                    path: r.path.clone(),
+                    first: first.path.to_string(),
+                    second: r.path,
+                });
+            }
+            if r.view.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(ManifestError::EmptyView {
+                    method,
+                    path: r.path,
+                });
+            }
+            routes.push(Route {
+                method: r.method,
+                path,
+                role: r.role,
+                summary: r.summary,
+                view: r.view,
+            });
+        }
+        let mut templates = Vec::with_capacity(raw.templates.len());
+        for (i, t) in raw.templates.into_iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(ManifestError::EmptyTemplateName(i));
+            }
+            templates.push((t.name, t.source));
+        }
+        Ok(Self {
+            name: raw.name,
+            version: raw.version,
+            description: raw.description,
+            routes,
+            templates,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Method, path: &str) -> wit::Route {
+        wit::Route {
+            method,
+            path: path.to_owned(),
+            role: Role::Anonymous,
+            summary: String::new(),
+            view: None,
+        }
+    }
+
+    fn manifest(name: &str, version: &str, routes: Vec<wit::Route>) -> wit::Manifest {
+        wit::Manifest {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            description: String::new(),
+            routes,
+            templates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_manifest() {
+        let m = Manifest::validate(manifest(
+            "notes",
+            "1.2.3-beta.1",
+            vec![
+                route(Method::Get, "/notes"),
+                route(Method::Get, "/notes/{id}"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(m.routes.len(), 2);
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["routes"][1]["path"], "/notes/{id}");
+        assert_eq!(json["routes"][1]["method"], "GET");
+        assert_eq!(json["routes"][1]["role"], "anonymous");
+    }
+
+    #[test]
+    fn rejects_bad_names_and_versions() {
+        for name in ["", "Hello", "9lives", "a_b", &"x".repeat(65)] {
+            let err = Manifest::validate(manifest(name, "1.0.0", vec![])).unwrap_err();
+            assert!(matches!(err, ManifestError::Name(_)), "{name}: {err}");
+        }
+        let err = Manifest::validate(manifest("a", "1.0", vec![])).unwrap_err();
+        assert!(err.to_string().contains("semantic version"), "{err}");
+    }
+
+    #[test]
+    fn rejects_duplicate_routes_by_shape() {
+        let err = Manifest::validate(manifest(
+            "dup",
+            "0.1.0",
+            vec![
+                route(Method::Get, "/dup/{a}"),
+                route(Method::Get, "/dup/{b}"),
+            ],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"route GET /dup/{b} is declared twice (as "/dup/{a}" and "/dup/{b}")"#
+        );
+        // Same path, other method: fine.
+        Manifest::validate(manifest(
+            "ok",
+            "0.1.0",
+            vec![
+                route(Method::Get, "/x/{a}"),
+                route(Method::Delete, "/x/{a}"),
+            ],
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_patterns_and_reserved_paths() {
+        let err = Manifest::validate(manifest(
+            "a",
+            "0.1.0",
+            vec![route(Method::Get, "/items/{id")],
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid path pattern"), "{err}");
+        for reserved in ["/healthz", "/admin", "/admin/x/{y}", "/api"] {
+            let err =
+                Manifest::validate(manifest("a", "0.1.0", vec![route(Method::Get, reserved)]))
+                    .unwrap_err();
+            assert!(
+                matches!(err, ManifestError::Reserved { .. }),
+                "{reserved}: {err}"
+            );
+        }
+        // A parameter first segment may shadow nothing: host routes win, so it is allowed.
+        Manifest::validate(manifest("a", "0.1.0", vec![route(Method::Get, "/{page}")])).unwrap();
+        Manifest::validate(manifest(
+            "a",
+            "0.1.0",
+            vec![route(Method::Get, "/api/v1/x")],
+        ))
+        .unwrap();
+    }
+}

@@ -1,0 +1,211 @@
+//! Loading one plugin file: check that it is a component, compile it, pre-link it against the host's
+//! imports (`InstancePre`), call `describe` once and validate the manifest. Every failure names the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::bindings::PluginPre;
+use crate::config::Config;
+use crate::invoke::{CallError, Callable, HostState, PluginIdentity};
+use crate::manifest::{Manifest, ManifestError};
+
+/// How long `describe` may take at load time.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A plugin ready to serve: compiled once, pre-linked, manifest read.
+pub struct LoadedPlugin {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// SHA-256 of the file, hex.
+    pub hash: String,
+    pub manifest: Manifest,
+    /// How long compiling took.
+    pub compile_time: Duration,
+    pub(crate) identity: Arc<PluginIdentity>,
+    pub(crate) config: Arc<BTreeMap<String, String>>,
+    pub(crate) pre: PluginPre<HostState>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("file", &self.file)
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a plugin file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", file.display())]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub kind: LoadErrorKind,
+}
+
+/// The reason part of a [`LoadError`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    #[error("cannot read file: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("not a WebAssembly file (no \\0asm header)")]
+    NotWasm,
+    #[error(
+        "a core WebAssembly module, not a component: turn it into one with `plugin-host componentize`"
+    )]
+    CoreModule,
+    #[error("unsupported WebAssembly binary version {0:02x?}")]
+    UnknownVersion([u8; 4]),
+    #[error("does not compile: {0}")]
+    Compile(String),
+    #[error("does not implement the plugin contract (plugin-host:plugin/plugin@1.0.0): {0}")]
+    Contract(String),
+    #[error("describe failed: {0}")]
+    Describe(#[source] CallError),
+    #[error("invalid manifest: {0}")]
+    Manifest(#[source] ManifestError),
+}
+
+/// Which kind of wasm binary `bytes` is, from its 8-byte preamble.
+fn check_preamble(bytes: &[u8]) -> Result<(), LoadErrorKind> {
+    const CORE: [u8; 4] = [1, 0, 0, 0];
+    const COMPONENT: [u8; 4] = [0x0d, 0, 1, 0];
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadErrorKind::NotWasm);
+    }
+    let version: [u8; 4] = bytes[4..8].try_into().expect("4 bytes");
+    match version {
+        COMPONENT => Ok(()),
+        CORE => Err(LoadErrorKind::CoreModule),
+        other => Err(LoadErrorKind::UnknownVersion(other)),
+    }
+}
+
+/// The hex SHA-256 of `bytes`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What the loader needs besides the file.
+pub struct LoadContext<'a> {
+    pub engine: &'a Engine,
+    pub linker: &'a Linker<HostState>,
+    pub config: &'a Config,
+}
+
+/// Load the plugin in `file`.
+pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, LoadError> {
+    let fail = |kind| LoadError {
+        file: file.to_owned(),
+        kind,
+    };
+    let bytes = tokio::fs::read(file)
+        .await
+        .map_err(|e| fail(LoadErrorKind::Read(e)))?;
+    check_preamble(&bytes).map_err(fail)?;
+    let hash = content_hash(&bytes);
+
+    // Compiling is CPU-bound (and parallel inside wasmtime): keep it off tokio's workers.
+    let engine = cx.engine.clone();
+    let started = Instant::now();
+    let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
+        .await
+        .expect("compile task panicked")
+        .map_err(|e| fail(LoadErrorKind::Compile(format!("{e:#}"))))?;
+    let compile_time = started.elapsed();
+
+    let pre = cx
+        .linker
+        .instantiate_pre(&component)
+        .and_then(PluginPre::new)
+        .map_err(|e| fail(LoadErrorKind::Contract(format!("{e:#}"))))?;
+
+    // The manifest is read once per plugin version, here.
+    let unnamed = Arc::new(PluginIdentity {
+        name: file.display().to_string(),
+        version: "?".into(),
+    });
+    let no_config = Arc::new(BTreeMap::new());
+    let raw = Callable {
+        engine: cx.engine,
+        pre: &pre,
+        identity: &unnamed,
+        config: &no_config,
+        memory_bytes: cx.config.limits.instance_memory_bytes,
+    }
+    .describe(DESCRIBE_TIMEOUT)
+    .await
+    .map_err(|e| fail(LoadErrorKind::Describe(e)))?;
+    let manifest = Manifest::validate(raw).map_err(|e| fail(LoadErrorKind::Manifest(e)))?;
+
+    Ok(LoadedPlugin {
+        file: file.to_owned(),
+        hash,
+        identity: Arc::new(PluginIdentity {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+        }),
+        config: Arc::new(cx.config.plugin_config(&manifest.name)),
+        manifest,
+        compile_time,
+        pre,
+    })
+}
+
+impl LoadedPlugin {
+    /// What a request needs to call this plugin.
+    pub(crate) fn callable<'a>(&'a self, engine: &'a Engine, memory_bytes: usize) -> Callable<'a> {
+        Callable {
+            engine,
+            pre: &self.pre,
+            identity: &self.identity,
+            config: &self.config,
+            memory_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preamble_tells_component_from_module_from_junk() {
+        assert!(check_preamble(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(matches!(
+            check_preamble(b"\0asm\x01\0\0\0"),
+            Err(LoadErrorKind::CoreModule)
+        ));
+        assert!(matches!(
+            check_preamble(b"hello, world"),
+            Err(LoadErrorKind::NotWasm)
+        ));
+        assert!(matches!(
+            check_preamble(b"\0asm"),
+            Err(LoadErrorKind::NotWasm)
+        ));
+        assert!(matches!(
+            check_preamble(b"\0asm\x02\0\0\0"),
+            Err(LoadErrorKind::UnknownVersion(_))
+        ));
+    }
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            content_hash(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,548 @@
+//! The HTTP server: host routes (`/healthz`, `/readyz`), the request-id and tracing layer, and the
+//! fallback that sends every other request into the current generation's plugins.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::{Instrument, field};
+
+use crate::bindings::types::{self as wit, AuthMethod, Role};
+use crate::config::Config;
+use crate::generation::Generation;
+use crate::invoke::CallError;
+use crate::manifest::{method_from_http, method_str, role_str};
+use crate::routes::{Miss, split_path};
+
+/// Request headers never passed to plugins: credentials (the host authenticates) and hop-by-hop headers.
+const WITHHELD_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+];
+/// Query parameters never passed to plugins (the Tigase-style API key).
+const WITHHELD_QUERY: &[&str] = &["api-key", "api_key"];
+/// Response headers a plugin may not set: the host owns framing and the request id.
+const HOST_RESPONSE_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "x-request-id",
+];
+
+/// State shared by every request for the life of the process.
+pub struct AppState {
+    config: Arc<Config>,
+    current: ArcSwap<Generation>,
+    ids: RequestIds,
+}
+
+impl AppState {
+    /// The generation new requests are served from.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+}
+
+/// Unique request ids: a per-process random seed mixed with a counter. `(n ^ seed) * odd` is a
+/// bijection on u64, so ids never repeat within a process and do not reveal the request count.
+struct RequestIds {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self {
+            seed,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:016x}",
+            (n ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        )
+    }
+}
+
+/// The request id, available to handlers as an extension.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// A bound, ready-to-run server with its first generation loaded.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Build the first generation (failing on any bad plugin) and bind the listener.
+    pub async fn bind(config: Config) -> Result<Self> {
+        let generation = Generation::build(1, &config)
+            .await
+            .context("cannot load plugins")?;
+        tracing::info!(
+            generation = generation.id,
+            plugins = generation.plugins.len(),
+            routes = generation.routes.len(),
+            "generation built"
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = Arc::new(AppState {
+            config: Arc::new(config),
+            current: ArcSwap::from_pointee(generation),
+            ids: RequestIds::new(),
+        });
+        Ok(Self { listener, state })
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The shared state, for tests and embedding.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting and give in-flight requests the configured
+    /// grace period to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let grace = self.state.config.shutdown_grace();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(
+                grace_ms = grace.as_millis() as u64,
+                "shutting down: finishing in-flight requests"
+            );
+            let _ = started_tx.send(());
+        };
+        let serve = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(signal);
+        let grace_over = async move {
+            match started_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = serve.into_future() => result.context("server failed")?,
+            () = grace_over => tracing::warn!("grace period over: exiting with requests still in flight"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}
+
+/// Liveness: the process is up and answering. Touches nothing else, so it stays cheap under load.
+async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+/// Readiness: a generation is loaded and serving.
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let generation = state.current.load();
+    axum::Json(json!({
+        "status": "ready",
+        "generation": generation.id,
+        "plugins": generation.plugins.len(),
+    }))
+}
+
+/// Accept a caller's `x-request-id` when it is short and plain, so ids can follow a request across
+/// services; otherwise make one.
+fn incoming_request_id(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("x-request-id")?.to_str().ok()?;
+    let plain = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    plain.then_some(value)
+}
+
+/// Give every request an id and a span; log one line per request when it completes.
+async fn request_context(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let id: Arc<str> = match incoming_request_id(req.headers()) {
+        Some(v) => v.into(),
+        None => state.ids.next().into(),
+    };
+    // The query string is not logged: it may carry an API key.
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %id,
+        route = field::Empty,
+        plugin = field::Empty,
+        version = field::Empty,
+        status = field::Empty,
+        latency_us = field::Empty,
+    );
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let header_value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+    response.headers_mut().insert("x-request-id", header_value);
+    span.record("status", response.status().as_u16());
+    span.record("latency_us", started.elapsed().as_micros() as u64);
+    span.in_scope(|| tracing::info!("request completed"));
+    response
+}
+
+/// The JSON error body every host-made error uses.
+fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response {
+    let body = json!({ "error": message, "request_id": request_id });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Route a request to the plugin that serves it, call it, and turn its answer into HTTP.
+async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .expect("request_context runs first");
+    let generation = state.current();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let describe = || format!("{} {}", parts.method, path);
+
+    let Some(segments) = split_path(path) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no route for {}", describe()),
+            &request_id,
+        );
+    };
+    let found = match generation
+        .routes
+        .lookup(method_from_http(&parts.method), &segments)
+    {
+        Ok(found) => found,
+        Err(Miss::NotFound) => {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                &format!("no route for {}", describe()),
+                &request_id,
+            );
+        }
+        Err(Miss::MethodNotAllowed(allowed)) => {
+            let allow = allowed
+                .iter()
+                .map(|m| method_str(*m))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "method {} is not allowed for {path}; allowed: {allow}",
+                    parts.method
+                ),
+                &request_id,
+            );
+            response.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_str(&allow).expect("method names are ASCII"),
+            );
+            return response;
+        }
+    };
+    let plugin = &generation.plugins[found.target.plugin];
+    let route = &plugin.manifest.routes[found.target.route];
+    let span = tracing::Span::current();
+    span.record("route", field::display(&route.path));
+    span.record("plugin", field::display(&plugin.manifest.name));
+    span.record("version", field::display(&plugin.manifest.version));
+
+    if route.role != Role::Anonymous {
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            &format!(
+                "{} needs role {}; sign in or send an API key",
+                describe(),
+                role_str(route.role)
+            ),
+            &request_id,
+        );
+    }
+
+    let limit = generation.limits.max_request_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is larger than {limit} bytes"),
+            &request_id,
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return too_large(),
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "cannot read request body",
+                &request_id,
+            );
+        }
+    };
+
+    let Ok(_permit) = generation.instances.clone().try_acquire_owned() else {
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "all plugin instances are busy; retry shortly",
+            &request_id,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+
+    let request = wit::Request {
+        id: request_id.to_string(),
+        method: route.method,
+        path: path.to_owned(),
+        route: route.path.as_str().to_owned(),
+        params: found.params,
+        query: parts
+            .uri
+            .query()
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| !WITHHELD_QUERY.contains(&k.as_ref()))
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !WITHHELD_REQUEST_HEADERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+        principal: wit::Principal {
+            subject: "anonymous".into(),
+            roles: vec![Role::Anonymous],
+            auth: AuthMethod::None,
+        },
+    };
+
+    let timeout = generation.limits.request_timeout();
+    let outcome = generation
+        .callable(found.target.plugin)
+        .handle(&request, timeout)
+        .await;
+    let name = &plugin.manifest.name;
+    match outcome {
+        Ok(Ok(response)) => {
+            match plugin_response(response, generation.limits.max_response_body_bytes) {
+                Ok(response) => response,
+                Err(reason) => {
+                    tracing::warn!(plugin = %name, %reason, "plugin returned an invalid response");
+                    error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("plugin {name} returned an invalid response"),
+                        &request_id,
+                    )
+                }
+            }
+        }
+        Ok(Err(error)) => {
+            let status = StatusCode::from_u16(error.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error_response(status, &error.message, &request_id)
+        }
+        Err(CallError::Timeout(limit)) => {
+            tracing::warn!(plugin = %name, timeout_ms = limit.as_millis() as u64, "plugin call timed out");
+            error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!(
+                    "plugin {name} did not answer within {} ms",
+                    limit.as_millis()
+                ),
+                &request_id,
+            )
+        }
+        Err(e) => {
+            tracing::error!(plugin = %name, error = %e, "plugin call failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("plugin {name} failed; the log has details under request id {request_id}"),
+                &request_id,
+            )
+        }
+    }
+}
+
+/// Turn a plugin's response into HTTP, refusing anything malformed or over the size limit.
+fn plugin_response(response: wit::Response, max_body: usize) -> Result<Response, String> {
+    let status = StatusCode::from_u16(response.status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .ok_or_else(|| format!("invalid status {}", response.status))?;
+    let (content_type, body): (Option<&'static str>, Vec<u8>) = match response.body {
+        wit::Body::Empty => (None, Vec::new()),
+        wit::Body::Json(text) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(&text)
+                .map_err(|e| format!("body is not valid JSON: {e}"))?;
+            (Some("application/json"), text.into_bytes())
+        }
+        wit::Body::Text(text) => (Some("text/plain; charset=utf-8"), text.into_bytes()),
+        wit::Body::Bytes(bytes) => (Some("application/octet-stream"), bytes),
+    };
+    if body.len() > max_body {
+        return Err(format!(
+            "body of {} bytes is over the limit of {max_body}",
+            body.len()
+        ));
+    }
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = status;
+    let headers = out.headers_mut();
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    for (name, value) in response.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        if HOST_RESPONSE_HEADERS.contains(&name.as_str()) {
+            return Err(format!("header {name} is set by the host, not by plugins"));
+        }
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("invalid value for header {name}"))?;
+        if name == header::CONTENT_TYPE {
+            headers.insert(name, value);
+        } else {
+            headers.append(name, value);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_fixed_width() {
+        let ids = RequestIds::new();
+        let a: std::collections::HashSet<String> = (0..10_000).map(|_| ids.next()).collect();
+        assert_eq!(a.len(), 10_000);
+        assert!(a.iter().all(|id| id.len() == 16));
+    }
+
+    #[test]
+    fn incoming_ids_must_be_plain() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc-123_x.y"));
+        assert_eq!(incoming_request_id(&h), Some("abc-123_x.y"));
+        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_eq!(incoming_request_id(&h), None);
+        h.insert(
+            "x-request-id",
+            HeaderValue::from_str(&"a".repeat(65)).unwrap(),
+        );
+        assert_eq!(incoming_request_id(&h), None);
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: wit::Body) -> wit::Response {
+        wit::Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body,
+        }
+    }
+
+    #[test]
+    fn plugin_responses_are_checked() {
+        let ok = plugin_response(
+            response(201, &[("x-a", "1")], wit::Body::Json("{\"a\":1}".into())),
+            100,
+        )
+        .unwrap();
+        assert_eq!(ok.status(), 201);
+        assert_eq!(ok.headers()["content-type"], "application/json");
+        assert_eq!(ok.headers()["x-a"], "1");
+
+        let bad = [
+            response(99, &[], wit::Body::Empty),
+            response(101, &[], wit::Body::Empty),
+            response(200, &[], wit::Body::Json("{not json".into())),
+            response(200, &[("bad name", "x")], wit::Body::Empty),
+            response(200, &[("x-a", "line\nbreak")], wit::Body::Empty),
+            response(200, &[("content-length", "5")], wit::Body::Empty),
+            response(200, &[], wit::Body::Text("x".repeat(101))),
+        ];
+        for r in bad {
+            assert!(plugin_response(r, 100).is_err());
+        }
+    }
+}
