@@ -1,0 +1,46 @@
+# Plugin Host: the two commands a newcomer needs are `make run` and `make test` (see README.md).
+# Everything builds in the release profile into one target directory, so `run`, `test` and the
+# benchmarks share one build of wasmtime.
+
+CARGO      ?= cargo
+HOST_BIN   := target/release/plugin-host
+# wasmtime captures a backtrace on some error paths when this is set; benchmarks run without it.
+BENCH_ENV  := env -u RUST_BACKTRACE
+
+.PHONY: all build host plugins run test lint fmt bench check-plugins
+
+all: build
+
+## build: the host binary and every plugin component (release).
+build: host plugins
+
+host:
+	$(CARGO) build --release --locked -p plugin-host
+
+## plugins: guests -> target/plugins/*.wasm (examples) and target/fixtures/*.wasm (test fixtures).
+## Installs Debian's Rust toolchain for wasm on first use when rustup has no wasm32 target.
+plugins: host
+	plugins/build.sh $(HOST_BIN)
+
+## run: serve the example plugins on the embedded default configuration (127.0.0.1:8080).
+run: build
+	$(HOST_BIN) serve
+
+## test: everything the tests need, then every test (unit and integration, real server, real HTTP).
+test: build
+	$(CARGO) test --release --locked --workspace
+
+## lint: rustfmt check and clippy with warnings as errors, for the host workspace and for plugins/.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all -- --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --manifest-path plugins/Cargo.toml --workspace --target-dir target/plugins-lint -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
+
+## bench: the micro-benchmark of one fresh-instance call (criterion).
+bench: build
+	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench instantiate

@@ -1,0 +1,177 @@
+//! Startup: the real binary refuses to serve anything half-loaded, naming the file and the reason;
+//! a good start serves, and SIGTERM stops it cleanly with exit status 0.
+
+use std::path::Path;
+use std::time::Duration;
+
+use plugin_host_tests::{
+    HostProcess, example, fixture, plugins_dir_with, run_host, source_fixture,
+};
+
+/// Start `serve` on a plugins directory holding `files`; it must exit non-zero, say why, and never listen.
+fn refuses(files: &[&Path], expected: &[&str]) {
+    let plugins = plugins_dir_with(files);
+    let data = tempfile::tempdir().unwrap();
+    let out = run_host(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--plugins",
+            plugins.path().to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        !out.status.success(),
+        "started anyway; stdout: {}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("listening"),
+        "listened although a plugin is bad: {}",
+        out.stdout
+    );
+    for needle in expected {
+        assert!(
+            out.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn refuses_a_file_that_is_not_wasm() {
+    refuses(
+        &[&example("hello"), &source_fixture("not-wasm.wasm")],
+        &["not-wasm.wasm", "not a WebAssembly file"],
+    );
+}
+
+#[test]
+fn refuses_a_truncated_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(example("hello")).unwrap();
+    let truncated = dir.path().join("truncated.wasm");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    refuses(&[&truncated], &["truncated.wasm", "does not compile"]);
+}
+
+#[test]
+fn refuses_a_core_module() {
+    refuses(
+        &[&fixture("core-module.wasm")],
+        &[
+            "core-module.wasm",
+            "a core WebAssembly module, not a component",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_component_without_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, wat::parse_str("(component)").unwrap()).unwrap();
+    refuses(
+        &[&empty],
+        &["empty.wasm", "does not implement the plugin contract"],
+    );
+}
+
+#[test]
+fn refuses_an_invalid_path_pattern() {
+    refuses(
+        &[&fixture("bad-pattern.wasm")],
+        &[
+            "bad-pattern.wasm",
+            "invalid manifest",
+            "invalid path pattern \"/items/{id\"",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_duplicate_route_inside_one_plugin() {
+    refuses(
+        &[&fixture("dup-route.wasm")],
+        &["dup-route.wasm", "GET /dup/{b} is declared twice"],
+    );
+}
+
+#[test]
+fn refuses_two_plugins_claiming_one_route() {
+    refuses(
+        &[&example("hello"), &fixture("clash.wasm")],
+        &[
+            "route conflict",
+            "GET /hello/{who} of plugin \"clash\"",
+            "GET /hello/{name} of plugin \"hello\"",
+            "clash.wasm",
+            "hello.wasm",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_missing_plugins_directory() {
+    let out = run_host(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--plugins",
+            "/nonexistent/plugins",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("/nonexistent/plugins"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn serves_then_stops_cleanly_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let plugins = example("hello");
+    let host = HostProcess::serve(&[
+        "--plugins",
+        plugins.parent().unwrap().to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let client = reqwest::Client::new();
+    let hello = client
+        .get(format!("http://{}/hello/world", host.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hello.text().await.unwrap(), r#"{"message":"hello, world"}"#);
+    let echo = client
+        .post(format!("http://{}/echo", host.addr))
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    let echo = echo.text().await.unwrap();
+    assert!(echo.contains("\"data\":\"hi\""), "{echo}");
+
+    host.terminate();
+    let (status, stderr) = host.wait(Duration::from_secs(15));
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{stderr}"
+    );
+    // One structured line per request with route, plugin and status; plugin log lines are tagged.
+    assert!(stderr.contains("request completed"), "{stderr}");
+    assert!(stderr.contains("route=/hello/{name}"), "{stderr}");
+    assert!(stderr.contains("plugin=hello"), "{stderr}");
+    assert!(stderr.contains("echoing 2 body bytes"), "{stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}

@@ -1,0 +1,292 @@
+//! Helpers for the integration tests: where the built plugins and fixtures are, a real server started
+//! in-process on 127.0.0.1:0, and the real `plugin-host` binary started as a child process.
+//!
+//! The plugins are built by `make plugins` (which `make test` runs first); a test that cannot find them
+//! says so instead of failing obscurely.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plugin_host::config::Config;
+use plugin_host::server::{AppState, Server};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn built(dir: &str, name: &str) -> PathBuf {
+    let path = repo_root().join("target").join(dir).join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make plugins` (or `make test`) first",
+        path.display()
+    );
+    path
+}
+
+/// An example plugin component built by `make plugins`, e.g. `example("hello")`.
+pub fn example(name: &str) -> PathBuf {
+    built("plugins", &format!("{name}.wasm"))
+}
+
+/// A fixture built by `make plugins` into target/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    built("fixtures", name)
+}
+
+/// A fixture kept as a file in the repository (tests/fixtures).
+pub fn source_fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+/// The `plugin-host` binary of the same build profile as this test.
+pub fn host_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test-binary> -> target/<profile>/plugin-host
+    let bin = exe.parent().unwrap().parent().unwrap().join("plugin-host");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --release -p plugin-host`",
+        bin.display()
+    );
+    bin
+}
+
+/// A temporary plugins directory holding copies of `files`.
+pub fn plugins_dir_with(files: &[&Path]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in files {
+        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// A configuration for tests: port 0 on loopback, the given plugins directory, a temporary data dir.
+pub fn test_config(plugins_dir: &Path, data_dir: &Path) -> Config {
+    let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.plugins_dir = plugins_dir.to_owned();
+    config.data_dir = data_dir.to_owned();
+    config.shutdown_grace_ms = 2000;
+    config
+}
+
+/// A real server running in this process on 127.0.0.1:0.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Serve the example plugins with the default limits.
+    pub async fn examples() -> Self {
+        Self::start(|_| {}).await
+    }
+
+    /// Serve the example plugins (target/plugins) after `adjust` has changed the configuration.
+    pub async fn start(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = test_config(example("hello").parent().unwrap(), data.path());
+        adjust(&mut config);
+        let server = Server::bind(config).await.expect("server starts");
+        let addr = server.local_addr();
+        let state = server.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            rx.await.ok();
+        }));
+        Self {
+            addr,
+            state,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _data: data,
+        }
+    }
+
+    /// `http://ADDR/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET `path` and return status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Stop the server and wait for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            tx.send(()).ok();
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The `plugin-host` binary running as a child process.
+pub struct HostProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Everything the process wrote to stderr so far (drained by a thread so the pipe never fills).
+    pub stderr: Arc<std::sync::Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a `plugin-host` process that exited printed.
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `plugin-host ARGS` to completion (bounded by `limit`).
+pub fn run_host(args: &[&str], limit: Duration) -> Exited {
+    let mut child = Command::new(host_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().ok();
+            panic!("plugin-host {args:?} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Exited {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+impl HostProcess {
+    /// Start `plugin-host serve --listen 127.0.0.1:0 ARGS` and wait for its "listening on" line.
+    pub fn serve(args: &[&str]) -> Self {
+        let mut child = Command::new(host_bin())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("plugin-host listening on http://") {
+                    tx.send(addr.parse::<SocketAddr>().unwrap()).ok();
+                }
+            }
+        });
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        let stderr_reader = std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                child.kill().ok();
+                child.wait().ok();
+                stderr_reader.join().ok();
+                panic!(
+                    "plugin-host did not start listening: {}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        Self {
+            child,
+            addr,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    /// Send SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait (bounded) for the process to exit; returns its status and what it wrote to stderr.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > limit {
+                self.child.kill().ok();
+                panic!("plugin-host did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(reader) = self.stderr_reader.take() {
+            reader.join().ok();
+        }
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, stderr)
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
