@@ -12,7 +12,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-host_bin=${1:?usage: plugins/build.sh PLUGIN_HOST_BINARY}
+host_bin=$(realpath "${1:?usage: plugins/build.sh PLUGIN_HOST_BINARY}")
 target=wasm32-unknown-unknown
 wasm_dir="$root/target/wasm"
 out_examples="$root/target/plugins"
@@ -35,7 +35,10 @@ install_debian_toolchain() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${debian_packages[@]}" >/dev/null
 }
 
-cargo_args=(build --release --target "$target" --manifest-path "$root/plugins/Cargo.toml" --target-dir "$wasm_dir")
+# Cargo reads .cargo/config.toml from the working directory, not from --manifest-path: build from plugins/
+# so its config (the guest stack size) applies.
+cd "$root/plugins"
+cargo_args=(build --release --target "$target" --target-dir "$wasm_dir")
 if have_rustup_target; then
     echo "plugins: using rustup's $target target" >&2
     cargo "${cargo_args[@]}"

@@ -32,7 +32,7 @@ pub fn new_engine(limits: &Limits) -> Result<Engine> {
         .max_memory_size(limits.instance_memory_bytes)
         // Reset the first MiB of a slot with memset instead of madvise: cheaper for the small memories
         // request handlers touch, and the memory stays bounded (slots x 1 MiB).
-        .linear_memory_keep_resident(1 << 20)
+        .linear_memory_keep_resident(256 << 10)
         .table_keep_resident(64 << 10);
 
     let mut config = WasmConfig::new();

@@ -54,22 +54,34 @@ pub enum BuildError {
         first: PathBuf,
         second: PathBuf,
     },
-    #[error(
-        "route conflict: {method} {first_path} of plugin {first_plugin:?} ({}) and {method} {second_path} of plugin {second_plugin:?} ({}) match the same requests",
-        first_file.display(),
-        second_file.display()
-    )]
+    #[error("route conflict: {method} {first} and {method} {second} match the same requests")]
     RouteConflict {
         method: &'static str,
-        first_path: String,
-        second_path: String,
-        first_plugin: String,
-        first_file: PathBuf,
-        second_plugin: String,
-        second_file: PathBuf,
+        first: Box<RouteClaim>,
+        second: Box<RouteClaim>,
     },
     #[error("{0:#}")]
     Engine(anyhow::Error),
+}
+
+/// One side of a route conflict: which plugin (and file) declared which pattern.
+#[derive(Debug)]
+pub struct RouteClaim {
+    pub path: String,
+    pub plugin: String,
+    pub file: PathBuf,
+}
+
+impl std::fmt::Display for RouteClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of plugin {:?} ({})",
+            self.path,
+            self.plugin,
+            self.file.display()
+        )
+    }
 }
 
 fn join_lines(errors: &[LoadError]) -> String {
@@ -158,14 +170,18 @@ impl Generation {
                     let first = &plugins[conflict.existing.plugin];
                     return Err(BuildError::RouteConflict {
                         method: method_str(r.method),
-                        first_path: first.manifest.routes[conflict.existing.route]
-                            .path
-                            .to_string(),
-                        second_path: r.path.to_string(),
-                        first_plugin: first.manifest.name.clone(),
-                        first_file: first.file.clone(),
-                        second_plugin: p.manifest.name.clone(),
-                        second_file: p.file.clone(),
+                        first: Box::new(RouteClaim {
+                            path: first.manifest.routes[conflict.existing.route]
+                                .path
+                                .to_string(),
+                            plugin: first.manifest.name.clone(),
+                            file: first.file.clone(),
+                        }),
+                        second: Box::new(RouteClaim {
+                            path: r.path.to_string(),
+                            plugin: p.manifest.name.clone(),
+                            file: p.file.clone(),
+                        }),
                     });
                 }
             }
@@ -183,8 +199,13 @@ impl Generation {
     }
 
     /// How to call plugin number `index`.
-    pub(crate) fn callable(&self, index: usize) -> Callable<'_> {
+    pub fn callable(&self, index: usize) -> Callable<'_> {
         self.plugins[index].callable(&self.engine, self.limits.instance_memory_bytes)
+    }
+
+    /// The index of the plugin named `name`.
+    pub fn plugin_index(&self, name: &str) -> Option<usize> {
+        self.plugins.iter().position(|p| p.manifest.name == name)
     }
 
     /// One permit per instance-pool slot; `available_permits()` is how many instances are free now.

@@ -129,6 +129,19 @@ impl Callable<'_> {
         run.await.map_err(|e| classify(e, timeout))
     }
 
+    /// Instantiate on a fresh store and drop both without calling anything (for benchmarks that split
+    /// a request's cost into instantiation and call).
+    #[doc(hidden)]
+    pub async fn instantiate_only(&self) -> Result<(), CallError> {
+        let timeout = Duration::from_secs(5);
+        let mut store = self.store("bench", timeout);
+        self.pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| classify(e, timeout))
+    }
+
     fn store(&self, request_id: &str, timeout: Duration) -> Store<HostState> {
         new_store(
             self.engine,
