@@ -56,6 +56,7 @@ for crate_dir in "$root"/plugins/*/; do
     "$host_bin" componentize "$built/${name//-/_}.wasm" -o "$out_examples/$name.wasm"
 done
 for crate_dir in "$root"/tests/fixtures/plugins/*/; do
+    [[ -f $crate_dir/Cargo.toml ]] || continue
     name=$(basename "$crate_dir")
     "$host_bin" componentize "$built/fixture_${name//-/_}.wasm" -o "$out_fixtures/$name.wasm"
 done

@@ -39,6 +39,9 @@ enum Command {
         /// Directory for the host's own data.
         #[arg(long = "data", value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Reload when plugin files change (debounced).
+        #[arg(long)]
+        watch: bool,
     },
     /// Load one plugin exactly as `serve` would and print its manifest, or why it is refused.
     Check {
@@ -84,12 +87,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             plugins_dir,
             templates_dir,
             data_dir,
+            watch,
         } => {
             let overrides = Overrides {
                 listen,
                 plugins_dir,
                 templates_dir,
                 data_dir,
+                watch,
             };
             let config = Config::load(files.config.as_deref(), &overrides)?;
             init_tracing(&config);
@@ -140,13 +145,38 @@ fn init_tracing_quiet() {
 async fn serve(config: Config) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let watch = config
+        .watch
+        .then(|| (config.plugins_dir.clone(), config.watch_debounce()));
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
+    let state = server.state();
+    #[cfg(unix)]
+    reload_on_sighup(state.clone())?;
+    // Kept alive for as long as the server runs.
+    let _watcher = match watch {
+        Some((dir, debounce)) => Some(crate::watch::spawn(state, dir, debounce)?),
+        None => None,
+    };
     tracing::info!(%addr, "listening");
     // A stable line on stdout that scripts and tests can wait for.
     println!("plugin-host listening on http://{addr}");
     std::io::stdout().flush().ok();
     server.run(shutdown_signal()).await
+}
+
+/// Reload on every SIGHUP; the outcome goes to the log.
+#[cfg(unix)]
+fn reload_on_sighup(state: std::sync::Arc<crate::state::AppState>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            state.reload().await;
+        }
+    });
+    Ok(())
 }
 
 /// Completes on SIGINT (ctrl-c) or SIGTERM.

@@ -30,6 +30,12 @@ pub struct Config {
     pub log: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Reload when the plugins directory changes.
+    pub watch: bool,
+    /// Quiet time after the last change before a watch-triggered reload.
+    pub watch_debounce_ms: u64,
+    /// Who may use the admin API.
+    pub admin: AdminConfig,
     /// Resource limits for requests and plugin instances.
     pub limits: Limits,
     /// Per-plugin settings by plugin name.
@@ -43,6 +49,14 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Admin API access.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Accept admin API calls from non-loopback peers.
+    pub allow_remote: bool,
 }
 
 /// Resource limits (see `default-config.toml` for what each one does).
@@ -80,6 +94,8 @@ pub struct Overrides {
     pub plugins_dir: Option<PathBuf>,
     pub templates_dir: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
+    /// `--watch` (only ever turns watching on).
+    pub watch: bool,
 }
 
 impl Config {
@@ -132,6 +148,7 @@ impl Config {
         if let Some(v) = &o.data_dir {
             self.data_dir = v.clone();
         }
+        self.watch |= o.watch;
     }
 
     fn validate(&self) -> Result<()> {
@@ -153,6 +170,11 @@ impl Config {
             "limits.wasm_stack_bytes must be at least 16384"
         );
         Ok(())
+    }
+
+    /// The quiet time before a watch-triggered reload.
+    pub fn watch_debounce(&self) -> Duration {
+        Duration::from_millis(self.watch_debounce_ms)
     }
 
     /// The grace period after a shutdown signal.

@@ -6,13 +6,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
+
+use serde::Serialize;
 
 use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, EngineWeak};
 
 use crate::bindings::Plugin as PluginWorld;
+use crate::cache::CompileCache;
 use crate::config::{Config, Limits};
 use crate::invoke::{Callable, HostState};
 use crate::manifest::method_str;
@@ -30,7 +34,37 @@ pub struct Generation {
     pub(crate) limits: Limits,
     /// One permit per pool slot: a request that cannot get one is answered 503 at once.
     pub(crate) instances: Arc<Semaphore>,
+    /// Requests being served from this generation right now.
+    in_flight: AtomicUsize,
     engine: Engine,
+}
+
+/// Marks one request as in flight on a generation for as long as it lives.
+pub struct InFlight(Arc<Generation>);
+
+impl InFlight {
+    /// The generation this request is served from.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the admin API shows of a loaded plugin.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub file: String,
+    pub hash: String,
+    pub compile_ms: f64,
+    pub cached: bool,
+    pub routes: usize,
 }
 
 /// Why a generation could not be built. Nothing is served from a generation that failed.
@@ -110,13 +144,43 @@ pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A new Engine and a linker with the host's imports for it.
-fn engine_and_linker(config: &Config) -> Result<(Engine, Linker<HostState>), BuildError> {
-    let engine = crate::engine::new_engine(&config.limits).map_err(BuildError::Engine)?;
-    let mut linker = Linker::new(&engine);
-    PluginWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-        .map_err(|e| BuildError::Engine(e.into()))?;
-    Ok((engine, linker))
+/// A new Engine, a linker with the host's imports and the compile cache for it: what loading plugins for
+/// one generation needs.
+struct Loader<'c> {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: CompileCache,
+    config: &'c Config,
+}
+
+impl<'c> Loader<'c> {
+    fn new(config: &'c Config, use_cache: bool) -> Result<Self, BuildError> {
+        let engine = crate::engine::new_engine(&config.limits).map_err(BuildError::Engine)?;
+        let mut linker = Linker::new(&engine);
+        PluginWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| BuildError::Engine(e.into()))?;
+        let cache = if use_cache {
+            CompileCache::new(&config.data_dir, &engine)
+        } else {
+            CompileCache::disabled()
+        };
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            config,
+        })
+    }
+
+    async fn load(&self, file: &Path) -> Result<LoadedPlugin, LoadError> {
+        let cx = LoadContext {
+            engine: &self.engine,
+            cache: &self.cache,
+            linker: &self.linker,
+            config: self.config,
+        };
+        plugin::load(&cx, file).await
+    }
 }
 
 impl Generation {
@@ -127,17 +191,11 @@ impl Generation {
             dir: dir.clone(),
             source,
         })?;
-        let (engine, linker) = engine_and_linker(config)?;
-        let cx = LoadContext {
-            engine: &engine,
-            linker: &linker,
-            config,
-        };
-
+        let loader = Loader::new(config, true)?;
         let mut plugins: Vec<LoadedPlugin> = Vec::with_capacity(files.len());
         let mut errors = Vec::new();
         for file in &files {
-            match plugin::load(&cx, file).await {
+            match loader.load(file).await {
                 Ok(p) => plugins.push(p),
                 Err(e) => errors.push(e),
             }
@@ -194,7 +252,8 @@ impl Generation {
             routes,
             instances: Arc::new(Semaphore::new(config.limits.max_instances as usize)),
             limits: config.limits.clone(),
-            engine,
+            in_flight: AtomicUsize::new(0),
+            engine: loader.engine,
         })
     }
 
@@ -213,6 +272,33 @@ impl Generation {
         &self.instances
     }
 
+    /// Count a request as in flight on this generation until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Requests being served from this generation now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The loaded plugins as the admin API shows them.
+    pub fn plugin_infos(&self) -> Vec<PluginInfo> {
+        self.plugins
+            .iter()
+            .map(|p| PluginInfo {
+                name: p.manifest.name.clone(),
+                version: p.manifest.version.clone(),
+                file: p.file.display().to_string(),
+                hash: p.hash.clone(),
+                compile_ms: p.compile_time.as_secs_f64() * 1e3,
+                cached: p.cached,
+                routes: p.manifest.routes.len(),
+            })
+            .collect()
+    }
+
     /// A weak handle to this generation's Engine: once the generation is dropped it no longer upgrades.
     pub fn engine_weak(&self) -> EngineWeak {
         self.engine.weak()
@@ -221,13 +307,9 @@ impl Generation {
 
 /// Load a single plugin file exactly as a generation would (for `plugin-host check`).
 pub async fn check_plugin(config: &Config, file: &Path) -> Result<LoadedPlugin, BuildError> {
-    let (engine, linker) = engine_and_linker(config)?;
-    let cx = LoadContext {
-        engine: &engine,
-        linker: &linker,
-        config,
-    };
-    plugin::load(&cx, file)
+    let loader = Loader::new(config, false)?;
+    loader
+        .load(file)
         .await
         .map_err(|e| BuildError::Plugins(vec![e]))
 }

@@ -1,21 +1,28 @@
 //! Plugin Host: runs REST and admin HTTP handlers as WebAssembly component plugins.
 //!
 //! The crate is organised around three lifetimes (see docs/ARCHITECTURE.md):
-//! - the **process**: [`config`], the HTTP [`server`] and its request-id/tracing layer;
+//! - the **process**: [`config`], the HTTP [`server`] and its request-id/tracing layer, the shared
+//!   [`state`] with the reload coordinator, [`metrics`], the [`admin`] API and the directory [`watch`]er;
 //! - a **generation** ([`generation`]): one wasmtime `Engine` ([`engine`]), every plugin compiled once
-//!   and pre-linked ([`plugin`]), their manifests ([`manifest`]) and the route table ([`routes`]);
+//!   and pre-linked ([`plugin`], through the on-disk compile [`cache`]), their manifests ([`manifest`])
+//!   and the route table ([`routes`]);
 //!   immutable once built and dropped as a whole when the last request using it ends;
 //! - a **request** ([`invoke`]): a fresh `Store` and a pooled instance, dropped when the call returns.
 //!
 //! The plugin contract lives in `wit/`; [`bindings`] is the host side's one `bindgen!`.
 
+pub mod admin;
 pub mod bindings;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod generation;
 pub mod invoke;
 pub mod manifest;
+pub mod metrics;
 pub mod plugin;
 pub mod routes;
 pub mod server;
+pub mod state;
+pub mod watch;

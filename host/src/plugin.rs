@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 
 use crate::bindings::PluginPre;
+use crate::cache::{CompileCache, Origin};
 use crate::config::Config;
 use crate::invoke::{CallError, Callable, HostState, PluginIdentity};
 use crate::manifest::{Manifest, ManifestError};
@@ -26,8 +27,10 @@ pub struct LoadedPlugin {
     /// SHA-256 of the file, hex.
     pub hash: String,
     pub manifest: Manifest,
-    /// How long compiling took.
+    /// How long compiling (or reading the compile cache) took.
     pub compile_time: Duration,
+    /// Whether the compiled code came from the compile cache.
+    pub cached: bool,
     pub(crate) identity: Arc<PluginIdentity>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(crate) pre: PluginPre<HostState>,
@@ -100,6 +103,7 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// What the loader needs besides the file.
 pub struct LoadContext<'a> {
     pub engine: &'a Engine,
+    pub cache: &'a CompileCache,
     pub linker: &'a Linker<HostState>,
     pub config: &'a Config,
 }
@@ -118,11 +122,14 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
 
     // Compiling is CPU-bound (and parallel inside wasmtime): keep it off tokio's workers.
     let engine = cx.engine.clone();
+    let cache = cx.cache.clone();
+    let key = hash.clone();
     let started = Instant::now();
-    let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
-        .await
-        .expect("compile task panicked")
-        .map_err(|e| fail(LoadErrorKind::Compile(format!("{e:#}"))))?;
+    let (component, origin) =
+        tokio::task::spawn_blocking(move || cache.get_or_compile(&engine, &key, &bytes))
+            .await
+            .expect("compile task panicked")
+            .map_err(|e| fail(LoadErrorKind::Compile(format!("{e:#}"))))?;
     let compile_time = started.elapsed();
 
     let pre = cx
@@ -159,6 +166,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         config: Arc::new(cx.config.plugin_config(&manifest.name)),
         manifest,
         compile_time,
+        cached: origin == Origin::Cache,
         pre,
     })
 }

@@ -4,14 +4,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +24,9 @@ use crate::config::Config;
 use crate::generation::Generation;
 use crate::invoke::CallError;
 use crate::manifest::{method_from_http, method_str, role_str};
+use crate::metrics::RouteLabels;
 use crate::routes::{Miss, split_path};
+use crate::state::AppState;
 
 /// Request headers never passed to plugins: credentials (the host authenticates) and hop-by-hop headers.
 const WITHHELD_REQUEST_HEADERS: &[&str] = &[
@@ -50,48 +50,6 @@ const HOST_RESPONSE_HEADERS: &[&str] = &[
     "upgrade",
     "x-request-id",
 ];
-
-/// State shared by every request for the life of the process.
-pub struct AppState {
-    config: Arc<Config>,
-    current: ArcSwap<Generation>,
-    ids: RequestIds,
-}
-
-impl AppState {
-    /// The generation new requests are served from.
-    pub fn current(&self) -> Arc<Generation> {
-        self.current.load_full()
-    }
-}
-
-/// Unique request ids: a per-process random seed mixed with a counter. `(n ^ seed) * odd` is a
-/// bijection on u64, so ids never repeat within a process and do not reveal the request count.
-struct RequestIds {
-    seed: u64,
-    counter: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let seed = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        Self {
-            seed,
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "{:016x}",
-            (n ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        )
-    }
-}
 
 /// The request id, available to handlers as an extension.
 #[derive(Debug, Clone)]
@@ -118,11 +76,7 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = Arc::new(AppState {
-            config: Arc::new(config),
-            current: ArcSwap::from_pointee(generation),
-            ids: RequestIds::new(),
-        });
+        let state = Arc::new(AppState::new(config, generation));
         Ok(Self { listener, state })
     }
 
@@ -141,7 +95,7 @@ impl Server {
     /// Serve until `shutdown` completes, then stop accepting and give in-flight requests the configured
     /// grace period to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let grace = self.state.config.shutdown_grace();
+        let grace = self.state.config().shutdown_grace();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -151,7 +105,9 @@ impl Server {
             );
             let _ = started_tx.send(());
         };
-        let serve = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(signal);
+        // Peer addresses feed the admin API's loopback rule.
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
         let grace_over = async move {
             match started_rx.await {
                 Ok(()) => tokio::time::sleep(grace).await,
@@ -172,6 +128,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::admin::metrics))
+        .merge(crate::admin::router(state.clone()))
         .fallback(dispatch)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -190,7 +148,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// Readiness: a generation is loaded and serving.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let generation = state.current.load();
+    let generation = state.current();
     axum::Json(json!({
         "status": "ready",
         "generation": generation.id,
@@ -217,8 +175,12 @@ async fn request_context(
 ) -> Response {
     let id: Arc<str> = match incoming_request_id(req.headers()) {
         Some(v) => v.into(),
-        None => state.ids.next().into(),
+        None => state.next_request_id().into(),
     };
+    let host_route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     // The query string is not logged: it may carry an API key.
     let span = tracing::info_span!(
         "request",
@@ -236,26 +198,57 @@ async fn request_context(
     let mut response = next.run(req).instrument(span.clone()).await;
     let header_value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     response.headers_mut().insert("x-request-id", header_value);
-    span.record("status", response.status().as_u16());
-    span.record("latency_us", started.elapsed().as_micros() as u64);
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    span.record("status", status);
+    span.record("latency_us", latency.as_micros() as u64);
     span.in_scope(|| tracing::info!("request completed"));
+    let labels = match (
+        response.extensions_mut().remove::<RouteLabels>(),
+        host_route,
+    ) {
+        (Some(labels), _) => labels,
+        (None, Some(route)) => RouteLabels {
+            plugin: "host".into(),
+            route,
+        },
+        (None, None) => RouteLabels {
+            plugin: String::new(),
+            route: "unmatched".into(),
+        },
+    };
+    state.metrics.observe_request(labels, status, latency);
     response
 }
 
+/// The id `request_context` gave this request.
+pub(crate) fn request_id_of(req: &Request) -> Arc<str> {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .expect("request_context runs first")
+}
+
 /// The JSON error body every host-made error uses.
-fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response {
     let body = json!({ "error": message, "request_id": request_id });
     (status, axum::Json(body)).into_response()
 }
 
-/// Route a request to the plugin that serves it, call it, and turn its answer into HTTP.
+/// Serve a request from the current generation, marked in flight on it until the response is made; the
+/// response says which generation served it (`x-generation`).
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .expect("request_context runs first");
-    let generation = state.current();
+    let flight = state.current().enter();
+    let generation = flight.generation();
+    let mut response = dispatch_on(generation, req).await;
+    let id = HeaderValue::from(generation.id);
+    response.headers_mut().insert("x-generation", id);
+    response
+}
+
+/// Route a request to the plugin that serves it, call it, and turn its answer into HTTP.
+async fn dispatch_on(generation: &Generation, req: Request) -> Response {
+    let request_id = request_id_of(&req);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let describe = || format!("{} {}", parts.method, path);
@@ -302,6 +295,27 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response 
     };
     let plugin = &generation.plugins[found.target.plugin];
     let route = &plugin.manifest.routes[found.target.route];
+    let labels = RouteLabels {
+        plugin: plugin.manifest.name.clone(),
+        route: route.path.to_string(),
+    };
+    let mut response = call_plugin(generation, found, &parts, body, &request_id).await;
+    response.extensions_mut().insert(labels);
+    response
+}
+
+/// Everything after routing: role check, body, pool permit, the call, and the plugin's answer.
+async fn call_plugin(
+    generation: &Generation,
+    found: crate::routes::Match<'_>,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    request_id: &str,
+) -> Response {
+    let plugin = &generation.plugins[found.target.plugin];
+    let route = &plugin.manifest.routes[found.target.route];
+    let path = parts.uri.path();
+    let describe = || format!("{} {}", parts.method, path);
     let span = tracing::Span::current();
     span.record("route", field::display(&route.path));
     span.record("plugin", field::display(&plugin.manifest.name));
@@ -487,14 +501,6 @@ fn plugin_response(response: wit::Response, max_body: usize) -> Result<Response,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_ids_are_unique_and_fixed_width() {
-        let ids = RequestIds::new();
-        let a: std::collections::HashSet<String> = (0..10_000).map(|_| ids.next()).collect();
-        assert_eq!(a.len(), 10_000);
-        assert!(a.iter().all(|id| id.len() == 16));
-    }
 
     #[test]
     fn incoming_ids_must_be_plain() {

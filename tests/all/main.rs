@@ -2,5 +2,6 @@
 //! `make test` builds the plugins and fixtures these tests load.
 
 mod check;
+mod reload;
 mod serve;
 mod startup;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_host::config::Config;
-use plugin_host::server::{AppState, Server};
+use plugin_host::server::Server;
+use plugin_host::state::AppState;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -58,6 +59,13 @@ pub fn host_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Put `source` into `dir` as `name` the way operators should: write a hidden file, then rename it.
+pub fn deploy(dir: &Path, source: &Path, name: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(source, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
 /// A temporary plugins directory holding copies of `files`.
@@ -118,6 +126,23 @@ impl TestServer {
             task: Some(task),
             _data: data,
         }
+    }
+
+    /// The server's data directory (compile cache and, later, the database).
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
+
+    /// POST `/admin/api/reload`; returns status and the JSON outcome.
+    pub async fn reload(&self) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/admin/api/reload"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
     }
 
     /// `http://ADDR/path`.

@@ -1,0 +1,251 @@
+//! Process metrics in the Prometheus text format (`GET /metrics`): requests by plugin, route and status,
+//! a latency histogram per plugin, reloads by result, live generations and the process's RSS.
+//!
+//! Labels come from route patterns and plugin names, never from raw request paths, so the number of
+//! series is bounded by what is loaded.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    /// Count per bucket (not cumulative); the last slot is +Inf.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let slot = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// The labels a request is counted under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteLabels {
+    pub plugin: String,
+    pub route: String,
+}
+
+/// Counters shared by the whole process.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<HashMap<(RouteLabels, u16), u64>>,
+    latency: Mutex<HashMap<String, Histogram>>,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
+
+/// Values read at scrape time rather than counted.
+pub struct Gauges {
+    pub current_generation: u64,
+    pub live_generations: usize,
+    pub in_flight: usize,
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The process's resident set size in bytes, from `/proc/self/status` (Linux).
+pub fn process_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl Metrics {
+    /// Count one answered request.
+    pub fn observe_request(&self, labels: RouteLabels, status: u16, latency: Duration) {
+        let plugin = labels.plugin.clone();
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry((labels, status))
+            .or_default() += 1;
+        self.latency
+            .lock()
+            .expect("metrics lock")
+            .entry(plugin)
+            .or_default()
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Count one reload.
+    pub fn observe_reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reloads so far: (succeeded, failed).
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP plugin_host_requests_total Requests answered, by plugin, route pattern and status.\n");
+        out.push_str("# TYPE plugin_host_requests_total counter\n");
+        let mut requests: Vec<_> = self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|((l, s), n)| (l.clone(), *s, *n))
+            .collect();
+        requests
+            .sort_by(|a, b| (&a.0.plugin, &a.0.route, a.1).cmp(&(&b.0.plugin, &b.0.route, b.1)));
+        for (l, status, n) in requests {
+            let _ = writeln!(
+                out,
+                "plugin_host_requests_total{{plugin=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(&l.plugin),
+                escape(&l.route)
+            );
+        }
+
+        out.push_str("# HELP plugin_host_request_duration_seconds Time from request to response, by plugin.\n");
+        out.push_str("# TYPE plugin_host_request_duration_seconds histogram\n");
+        let latency = self.latency.lock().expect("metrics lock");
+        let mut plugins: Vec<_> = latency.keys().collect();
+        plugins.sort();
+        for plugin in plugins {
+            let h = &latency[plugin];
+            let p = escape(plugin);
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "plugin_host_request_duration_seconds_bucket{{plugin=\"{p}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "plugin_host_request_duration_seconds_bucket{{plugin=\"{p}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "plugin_host_request_duration_seconds_sum{{plugin=\"{p}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "plugin_host_request_duration_seconds_count{{plugin=\"{p}\"}} {}",
+                h.count
+            );
+        }
+        drop(latency);
+
+        let (ok, failed) = self.reloads();
+        out.push_str("# HELP plugin_host_reloads_total Reloads, by result.\n");
+        out.push_str("# TYPE plugin_host_reloads_total counter\n");
+        let _ = writeln!(out, "plugin_host_reloads_total{{result=\"ok\"}} {ok}");
+        let _ = writeln!(
+            out,
+            "plugin_host_reloads_total{{result=\"failed\"}} {failed}"
+        );
+        out.push_str("# HELP plugin_host_live_generations Generations alive: the current one plus retired ones still draining.\n");
+        out.push_str("# TYPE plugin_host_live_generations gauge\n");
+        let _ = writeln!(
+            out,
+            "plugin_host_live_generations {}",
+            gauges.live_generations
+        );
+        out.push_str("# HELP plugin_host_current_generation Id of the generation new requests are served from.\n");
+        out.push_str("# TYPE plugin_host_current_generation gauge\n");
+        let _ = writeln!(
+            out,
+            "plugin_host_current_generation {}",
+            gauges.current_generation
+        );
+        out.push_str("# HELP plugin_host_in_flight_requests Plugin requests being served now, over all generations.\n");
+        out.push_str("# TYPE plugin_host_in_flight_requests gauge\n");
+        let _ = writeln!(out, "plugin_host_in_flight_requests {}", gauges.in_flight);
+        if let Some(rss) = process_rss_bytes() {
+            out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
+            out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::default();
+        let labels = RouteLabels {
+            plugin: "hello".into(),
+            route: "/hello/{name}".into(),
+        };
+        m.observe_request(labels.clone(), 200, Duration::from_micros(300));
+        m.observe_request(labels, 200, Duration::from_millis(2));
+        m.observe_request(
+            RouteLabels {
+                plugin: "we\"ird".into(),
+                route: "/x".into(),
+            },
+            500,
+            Duration::from_secs(60),
+        );
+        m.observe_reload(true);
+        m.observe_reload(false);
+        let text = m.render(&Gauges {
+            current_generation: 3,
+            live_generations: 2,
+            in_flight: 0,
+        });
+        assert!(text.contains(
+            "plugin_host_requests_total{plugin=\"hello\",route=\"/hello/{name}\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("plugin=\"we\\\"ird\""));
+        assert!(text.contains(
+            "plugin_host_request_duration_seconds_bucket{plugin=\"hello\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "plugin_host_request_duration_seconds_bucket{plugin=\"hello\",le=\"0.0025\"} 2"
+        ));
+        assert!(text.contains(
+            "plugin_host_request_duration_seconds_bucket{plugin=\"we\\\"ird\",le=\"30\"} 0"
+        ));
+        assert!(text.contains(
+            "plugin_host_request_duration_seconds_bucket{plugin=\"we\\\"ird\",le=\"+Inf\"} 1"
+        ));
+        assert!(text.contains("plugin_host_reloads_total{result=\"failed\"} 1"));
+        assert!(text.contains("plugin_host_live_generations 2"));
+        assert!(text.contains("process_resident_memory_bytes "));
+    }
+}

@@ -1,0 +1,272 @@
+//! Process-wide state and the reload coordinator.
+//!
+//! `AppState` holds what lives for the whole run: the configuration, the cell with the current
+//! generation, the retired generations still draining (weakly), metrics and the request-id source.
+//!
+//! Reloads are single-flight: the first caller starts a build on its own task; callers that arrive while
+//! it runs wait for the same result. A build that fails changes nothing. A build that succeeds is swapped
+//! into the cell atomically: requests that already hold the old generation finish on it, new requests
+//! get the new one, and the old generation is freed when its last request ends.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::generation::{Generation, PluginInfo};
+use crate::metrics::{Gauges, Metrics};
+
+/// State shared by every request for the life of the process.
+pub struct AppState {
+    pub(crate) config: Arc<Config>,
+    current: ArcSwap<Generation>,
+    retired: Mutex<Vec<Retired>>,
+    /// The reload being built now, if any: late callers subscribe to its result.
+    reloading: Mutex<Option<watch::Receiver<Option<Arc<ReloadOutcome>>>>>,
+    last_reload: Mutex<Option<Arc<ReloadOutcome>>>,
+    pub(crate) metrics: Metrics,
+    ids: RequestIds,
+}
+
+/// A generation that was replaced; held weakly so that tracking it never keeps it alive.
+struct Retired {
+    id: u64,
+    retired_at: Instant,
+    generation: Weak<Generation>,
+}
+
+/// The result of one reload, as the admin API returns it.
+#[derive(Debug, Serialize)]
+pub struct ReloadOutcome {
+    pub ok: bool,
+    /// The generation serving after the reload (the new one, or the unchanged old one).
+    pub generation: u64,
+    /// The generation that served before.
+    pub previous: u64,
+    /// The new generation's plugins (empty on failure).
+    pub plugins: Vec<PluginInfo>,
+    /// Why the reload failed: names the file and the reason.
+    pub error: Option<String>,
+    pub duration_ms: f64,
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_at_ms: u64,
+}
+
+/// A live generation, for `/admin/api/generations`.
+#[derive(Debug, Serialize)]
+pub struct GenerationStatus {
+    pub id: u64,
+    pub created_ms: u64,
+    pub in_flight: usize,
+    pub plugins: Vec<PluginInfo>,
+}
+
+/// A retired generation still alive because requests are finishing on it.
+#[derive(Debug, Serialize)]
+pub struct RetiredStatus {
+    pub id: u64,
+    pub age_ms: u64,
+    pub in_flight: usize,
+}
+
+/// Unique request ids: a per-process random seed mixed with a counter. `(n ^ seed) * odd` is a
+/// bijection on u64, so ids never repeat within a process and do not reveal the request count.
+struct RequestIds {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self {
+            seed,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:016x}",
+            (n ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        )
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AppState {
+    /// State serving `generation` under `config`.
+    pub fn new(config: Config, generation: Generation) -> Self {
+        Self {
+            config: Arc::new(config),
+            current: ArcSwap::from_pointee(generation),
+            retired: Mutex::new(Vec::new()),
+            reloading: Mutex::new(None),
+            last_reload: Mutex::new(None),
+            metrics: Metrics::default(),
+            ids: RequestIds::new(),
+        }
+    }
+
+    /// The configuration the process started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The generation new requests are served from.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// A fresh request id.
+    pub(crate) fn next_request_id(&self) -> String {
+        self.ids.next()
+    }
+
+    /// Rebuild from the plugins directory and swap the result in (see the module docs). Concurrent
+    /// callers share one build and one outcome.
+    pub async fn reload(self: &Arc<Self>) -> Arc<ReloadOutcome> {
+        let mut rx = {
+            let mut reloading = self.reloading.lock().expect("reload lock");
+            match reloading.as_ref() {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    *reloading = Some(rx.clone());
+                    // The build runs on its own task: a caller that goes away does not cancel it.
+                    let state = self.clone();
+                    tokio::spawn(async move {
+                        let outcome = Arc::new(state.build_and_swap().await);
+                        *state.last_reload.lock().expect("reload lock") = Some(outcome.clone());
+                        *state.reloading.lock().expect("reload lock") = None;
+                        tx.send_replace(Some(outcome));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = rx
+            .wait_for(Option::is_some)
+            .await
+            .expect("the reload task always sends its outcome");
+        outcome.clone().expect("waited for Some")
+    }
+
+    async fn build_and_swap(&self) -> ReloadOutcome {
+        let started = Instant::now();
+        let previous = self.current.load().id;
+        let result = Generation::build(previous + 1, &self.config).await;
+        self.metrics.observe_reload(result.is_ok());
+        let finished = |ok, generation, plugins, error| ReloadOutcome {
+            ok,
+            generation,
+            previous,
+            plugins,
+            error,
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            finished_at_ms: unix_ms(SystemTime::now()),
+        };
+        match result {
+            Ok(generation) => {
+                let generation = Arc::new(generation);
+                let plugins = generation.plugin_infos();
+                let id = generation.id;
+                let old = self.current.swap(generation);
+                self.retire(&old);
+                tracing::info!(
+                    generation = id,
+                    previous,
+                    plugins = plugins.len(),
+                    cached = plugins.iter().filter(|p| p.cached).count(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "reloaded"
+                );
+                finished(true, id, plugins, None)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                tracing::warn!(%error, serving = previous, "reload failed; still serving the previous generation");
+                finished(false, previous, Vec::new(), Some(error))
+            }
+        }
+    }
+
+    fn retire(&self, old: &Arc<Generation>) {
+        let mut retired = self.retired.lock().expect("retired lock");
+        retired.retain(|r| r.generation.strong_count() > 0);
+        retired.push(Retired {
+            id: old.id,
+            retired_at: Instant::now(),
+            generation: Arc::downgrade(old),
+        });
+    }
+
+    /// The outcome of the last finished reload, if any.
+    pub fn last_reload(&self) -> Option<Arc<ReloadOutcome>> {
+        self.last_reload.lock().expect("reload lock").clone()
+    }
+
+    /// Retired generations that are still alive, oldest first.
+    pub fn retired(&self) -> Vec<RetiredStatus> {
+        let mut retired = self.retired.lock().expect("retired lock");
+        retired.retain(|r| r.generation.strong_count() > 0);
+        retired
+            .iter()
+            .filter_map(|r| {
+                let generation = r.generation.upgrade()?;
+                Some(RetiredStatus {
+                    id: r.id,
+                    age_ms: r.retired_at.elapsed().as_millis() as u64,
+                    in_flight: generation.in_flight(),
+                })
+            })
+            .collect()
+    }
+
+    /// The current generation as the admin API shows it.
+    pub fn current_status(&self) -> GenerationStatus {
+        let g = self.current();
+        GenerationStatus {
+            id: g.id,
+            created_ms: unix_ms(g.created),
+            in_flight: g.in_flight(),
+            plugins: g.plugin_infos(),
+        }
+    }
+
+    /// The values `/metrics` reads at scrape time.
+    pub(crate) fn gauges(&self) -> Gauges {
+        let retired = self.retired();
+        let current = self.current();
+        Gauges {
+            current_generation: current.id,
+            live_generations: 1 + retired.len(),
+            in_flight: current.in_flight() + retired.iter().map(|r| r.in_flight).sum::<usize>(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_fixed_width() {
+        let ids = RequestIds::new();
+        let a: std::collections::HashSet<String> = (0..10_000).map(|_| ids.next()).collect();
+        assert_eq!(a.len(), 10_000);
+        assert!(a.iter().all(|id| id.len() == 16));
+    }
+}

@@ -1,0 +1,70 @@
+//! `--watch`: reload after changes in the plugins directory settle.
+//!
+//! Events for `*.wasm` files (not hidden ones) start a quiet period; each further event restarts it;
+//! when nothing has changed for the debounce time, one reload runs. A half-written file can at worst
+//! make that reload fail (the old generation keeps serving); the write's last event triggers another.
+//! Deploy with a hidden temporary file renamed into place and no reload ever sees a partial file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::state::AppState;
+
+/// Whether a changed path should trigger a reload.
+fn relevant(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    !hidden && path.extension().is_some_and(|e| e == "wasm")
+}
+
+/// Watch `dir`; returns the watcher, which stops watching when dropped.
+pub fn spawn(state: Arc<AppState>, dir: PathBuf, debounce: Duration) -> Result<RecommendedWatcher> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Access events (opens and reads, including the reload's own) must not trigger a reload.
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+            && event.paths.iter().any(|p| relevant(p))
+        {
+            let _ = tx.send(());
+        }
+    })
+    .context("cannot create the plugins directory watcher")?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch {}", dir.display()))?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until the directory has been quiet for `debounce`.
+            loop {
+                match tokio::time::timeout(debounce, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_quiet) => break,
+                }
+            }
+            tracing::info!(dir = %dir.display(), "plugins directory changed; reloading");
+            state.reload().await;
+        }
+    });
+    Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_wasm_files_matter() {
+        assert!(relevant(Path::new("/p/hello.wasm")));
+        assert!(!relevant(Path::new("/p/.hello.wasm.tmp")));
+        assert!(!relevant(Path::new("/p/.hello.wasm")));
+        assert!(!relevant(Path::new("/p/notes.txt")));
+    }
+}

@@ -1,0 +1,340 @@
+//! Generations: reloads swap in a new generation atomically, failed reloads change nothing, concurrent
+//! reloads share one build, the compile cache recompiles only what changed, and an old generation is
+//! freed (its Engine gone) once its last request finishes.
+
+use std::time::{Duration, Instant};
+
+use plugin_host_tests::{TestServer, deploy, example, fixture, source_fixture};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A server whose plugins directory is a fresh temp dir holding `files` (name → source).
+async fn server_with(files: &[(&str, std::path::PathBuf)]) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in files {
+        deploy(dir.path(), source, name);
+    }
+    let path = dir.path().to_owned();
+    let server = TestServer::start(move |c| c.plugins_dir = path).await;
+    (server, dir)
+}
+
+fn plugin<'a>(outcome: &'a Value, name: &str) -> &'a Value {
+    outcome["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no plugin {name} in {outcome}"))
+}
+
+async fn generation_header(server: &TestServer, path: &str) -> (String, Value) {
+    let response = server.client.get(server.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let generation = response.headers()["x-generation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (generation, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn reload_swaps_in_a_new_generation_and_recompiles_only_what_changed() {
+    let (server, dir) = server_with(&[
+        ("hello.wasm", example("hello")),
+        ("soak.wasm", fixture("soak-a.wasm")),
+    ])
+    .await;
+    let (generation, body) = generation_header(&server, "/soak").await;
+    assert_eq!((generation.as_str(), &body["variant"]), ("1", &json!("a")));
+
+    // Nothing changed: everything comes from the compile cache written by generation 1.
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["ok"], true);
+    assert_eq!(outcome["generation"], 2);
+    assert_eq!(outcome["previous"], 1);
+    assert_eq!(plugin(&outcome, "hello")["cached"], true);
+    assert_eq!(plugin(&outcome, "soak")["cached"], true);
+
+    // One plugin changed: only it is compiled.
+    deploy(dir.path(), &fixture("soak-b.wasm"), "soak.wasm");
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["generation"], 3);
+    assert_eq!(plugin(&outcome, "hello")["cached"], true);
+    assert_eq!(plugin(&outcome, "soak")["cached"], false);
+    let (generation, body) = generation_header(&server, "/soak").await;
+    assert_eq!(generation, "3");
+    assert_eq!(body["variant"], "b");
+    assert_eq!(generation_header(&server, "/hello").await.0, "3");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_reloads_change_nothing_and_name_the_file() {
+    let (server, dir) = server_with(&[("hello.wasm", example("hello"))]).await;
+
+    deploy(dir.path(), &source_fixture("not-wasm.wasm"), "broken.wasm");
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(outcome["ok"], false);
+    assert_eq!(outcome["generation"], 1);
+    let error = outcome["error"].as_str().unwrap();
+    assert!(
+        error.contains("broken.wasm") && error.contains("not a WebAssembly file"),
+        "{error}"
+    );
+    assert_eq!(generation_header(&server, "/hello/x").await.0, "1");
+    std::fs::remove_file(dir.path().join("broken.wasm")).unwrap();
+
+    deploy(dir.path(), &fixture("clash.wasm"), "clash.wasm");
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("route conflict"),
+        "{outcome}"
+    );
+    assert_eq!(
+        server.get_json("/hello/x").await.1,
+        json!({ "message": "hello, x" })
+    );
+    std::fs::remove_file(dir.path().join("clash.wasm")).unwrap();
+
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(
+        outcome["generation"], 2,
+        "failed builds do not use up generation ids"
+    );
+    let (_, generations) = server.get_json("/admin/api/generations").await;
+    assert_eq!(generations["reloads"], json!({ "ok": 1, "failed": 2 }));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reloads_share_one_build() {
+    let (server, dir) = server_with(&[("soak.wasm", fixture("soak-a.wasm"))]).await;
+    deploy(dir.path(), &fixture("soak-b.wasm"), "soak.wasm");
+    let mut calls = Vec::new();
+    for _ in 0..6 {
+        let client = server.client.clone();
+        let url = server.url("/admin/api/reload");
+        calls.push(tokio::spawn(async move {
+            let outcome: Value = client.post(url).send().await.unwrap().json().await.unwrap();
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.unwrap());
+    }
+    // All callers that overlapped the build got its result; at most a straggler started a second one.
+    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let builds = generations["reloads"]["ok"].as_u64().unwrap();
+    assert!(builds <= 2, "6 concurrent reloads ran {builds} builds");
+    let shared = outcomes.iter().filter(|o| o["generation"] == 2).count();
+    assert!(shared >= 5, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o["ok"] == true));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_generation_drains_then_is_freed() {
+    let (server, dir) = server_with(&[("soak.wasm", fixture("soak-a.wasm"))]).await;
+    let engine = server.state.current().engine_weak();
+
+    // A slow request starts on generation 1.
+    let client = server.client.clone();
+    let url = server.url("/soak/slow?ms=1500");
+    let slow = tokio::spawn(async move { client.get(url).send().await.unwrap() });
+    let started = Instant::now();
+    while server.state.current().in_flight() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slow request never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    deploy(dir.path(), &fixture("soak-b.wasm"), "soak.wasm");
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+
+    // New requests see generation 2; generation 1 is retired but alive, with one request in flight.
+    let (generation, body) = generation_header(&server, "/soak").await;
+    assert_eq!((generation.as_str(), &body["variant"]), ("2", &json!("b")));
+    let (_, generations) = server.get_json("/admin/api/generations").await;
+    assert_eq!(generations["current"]["id"], 2);
+    assert_eq!(generations["retired"][0]["id"], 1);
+    assert_eq!(generations["retired"][0]["in_flight"], 1);
+    assert!(
+        engine.upgrade().is_some(),
+        "generation 1 must live while its request runs"
+    );
+
+    // The slow request finishes with generation 1's answer.
+    let response = slow.await.unwrap();
+    assert_eq!(response.headers()["x-generation"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["variant"], "a");
+
+    // Then generation 1's Engine is gone within a second, and the retired list is empty.
+    let drained = Instant::now();
+    while engine.upgrade().is_some() {
+        assert!(
+            drained.elapsed() < Duration::from_secs(1),
+            "generation 1's Engine outlived its last request"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, generations) = server.get_json("/admin/api/generations").await;
+    assert_eq!(generations["retired"], json!([]));
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("plugin_host_live_generations 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn corrupt_or_foreign_cache_entries_are_recompiled() {
+    let (server, _dir) = server_with(&[("hello.wasm", example("hello"))]).await;
+    let cache = server.data_dir().join("compile-cache");
+    let entries: Vec<_> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "generation 1 wrote one cache entry: {entries:?}"
+    );
+    // Corrupt the entry: the reload still succeeds, recompiling.
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&entries[0], &bytes).unwrap();
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(plugin(&outcome, "hello")["cached"], false);
+    // Replace it with garbage: same.
+    std::fs::write(&entries[0], b"PHCACHE1 but not really").unwrap();
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(plugin(&outcome, "hello")["cached"], false);
+    // And the rewritten entry is good again.
+    let (_, outcome) = server.reload().await;
+    assert_eq!(plugin(&outcome, "hello")["cached"], true);
+    assert_eq!(server.get_json("/hello").await.0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watcher_reloads_once_per_burst_and_ignores_hidden_files() {
+    let (server, dir) = server_with(&[("soak.wasm", fixture("soak-a.wasm"))]).await;
+    let _watcher = plugin_host::watch::spawn(
+        server.state.clone(),
+        dir.path().to_owned(),
+        Duration::from_millis(300),
+    )
+    .unwrap();
+
+    // A burst of changes inside the debounce window: one reload.
+    for source in ["soak-b.wasm", "soak-a.wasm", "soak-b.wasm"] {
+        deploy(dir.path(), &fixture(source), "soak.wasm");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    while server.state.current().id == 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the watcher never reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, generations) = server.get_json("/admin/api/generations").await;
+    assert_eq!(generations["reloads"]["ok"], 1, "{generations}");
+    assert_eq!(generation_header(&server, "/soak").await.1["variant"], "b");
+
+    // A hidden file (a deploy in progress) triggers nothing.
+    std::fs::copy(fixture("soak-a.wasm"), dir.path().join(".soak.wasm.tmp")).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(server.state.current().id, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let server = TestServer::examples().await;
+    for _ in 0..3 {
+        server.get_json("/hello/a").await;
+    }
+    server.get_json("/nope").await;
+    let response = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"plugin_host_requests_total{plugin="hello",route="/hello/{name}",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"plugin_host_requests_total{plugin="",route="unmatched",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"plugin_host_request_duration_seconds_count{plugin="hello"} 3"#),
+        "{text}"
+    );
+    assert!(text.contains("plugin_host_live_generations 1"), "{text}");
+    assert!(
+        text.contains("plugin_host_reloads_total{result=\"ok\"} 0"),
+        "{text}"
+    );
+    let rss: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss > 1 << 20, "rss {rss}");
+    server.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
