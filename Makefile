@@ -41,6 +41,7 @@ fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
-## bench: the micro-benchmark of one fresh-instance call (criterion).
+## bench: one fresh-instance call (criterion) and the reload cost of 20 plugins, warm and cold cache.
 bench: build
 	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench instantiate
+	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench reload

@@ -338,3 +338,46 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_because_of_reloads() {
+    let (server, dir) = server_with(&[
+        ("hello.wasm", example("hello")),
+        ("soak.wasm", fixture("soak-a.wasm")),
+    ])
+    .await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let client = server.client.clone();
+        let url = server.url("/soak");
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut answered = 0_u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                answered += 1;
+            }
+            answered
+        }));
+    }
+    for i in 0..10 {
+        let source = if i % 2 == 0 {
+            "soak-b.wasm"
+        } else {
+            "soak-a.wasm"
+        };
+        deploy(dir.path(), &fixture(source), "soak.wasm");
+        let (status, outcome) = server.reload().await;
+        assert_eq!(status, StatusCode::OK, "{outcome}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        total += client.await.unwrap();
+    }
+    assert!(total > 0);
+    assert_eq!(server.state.current().id, 11);
+    server.stop().await;
+}

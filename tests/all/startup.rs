@@ -175,3 +175,47 @@ async fn serves_then_stops_cleanly_on_sigterm() {
     assert!(stderr.contains("echoing 2 body bytes"), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_plugins_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    plugin_host_tests::deploy(plugins.path(), &fixture("soak-a.wasm"), "soak.wasm");
+    let host = HostProcess::serve(&[
+        "--plugins",
+        plugins.path().to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/soak", host.addr);
+    let variant = |body: serde_json::Value| body["variant"].as_str().unwrap().to_owned();
+    let first: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(variant(first), "a");
+
+    plugin_host_tests::deploy(plugins.path(), &fixture("soak-b.wasm"), "soak.wasm");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &host.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    loop {
+        let body: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        if variant(body) == "b" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    host.terminate();
+    let (status, stderr) = host.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("SIGHUP: reloading") && stderr.contains("reloaded"),
+        "{stderr}"
+    );
+}
