@@ -7,7 +7,7 @@ HOST_BIN   := target/release/plugin-host
 # wasmtime captures a backtrace on some error paths when this is set; benchmarks run without it.
 BENCH_ENV  := env -u RUST_BACKTRACE
 
-.PHONY: all build host plugins run test lint fmt bench check-plugins
+.PHONY: all build host plugins run test lint fmt bench soak
 
 all: build
 
@@ -45,3 +45,10 @@ fmt:
 bench: build
 	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench instantiate
 	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench reload
+
+## soak: the release host under load with a reload every 1,000 requests, alternating two builds of a
+## plugin (compile cache off, so each reload compiles); RSS and live generations sampled, CSV + SVG in
+## target/soak/. About two minutes; flags scale it (target/release/soak --help).
+soak: build
+	$(CARGO) build --release --locked -p plugin-host-soak
+	$(BENCH_ENV) target/release/soak $(SOAK_ARGS)

@@ -30,6 +30,8 @@ pub struct Config {
     pub log: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Keep compiled plugins on disk (see `cache.rs`).
+    pub compile_cache: bool,
     /// Reload when the plugins directory changes.
     pub watch: bool,
     /// Quiet time after the last change before a watch-triggered reload.
@@ -67,6 +69,7 @@ pub struct Limits {
     pub max_request_body_bytes: usize,
     pub max_response_body_bytes: usize,
     pub max_instances: u32,
+    pub max_live_generations: usize,
     pub instance_memory_bytes: usize,
     pub wasm_stack_bytes: usize,
 }
@@ -156,6 +159,10 @@ impl Config {
         anyhow::ensure!(
             l.max_instances >= 1,
             "limits.max_instances must be at least 1"
+        );
+        anyhow::ensure!(
+            l.max_live_generations >= 2,
+            "limits.max_live_generations must be at least 2 (one draining, one serving)"
         );
         anyhow::ensure!(
             l.request_timeout_ms >= 1,

@@ -96,6 +96,10 @@ pub enum BuildError {
     },
     #[error("{0:#}")]
     Engine(anyhow::Error),
+    #[error(
+        "{draining} retired generation(s) are still finishing requests and limits.max_live_generations is {limit}; retry once they drain"
+    )]
+    TooManyGenerations { draining: usize, limit: usize },
 }
 
 /// One side of a route conflict: which plugin (and file) declared which pattern.
@@ -191,7 +195,7 @@ impl Generation {
             dir: dir.clone(),
             source,
         })?;
-        let loader = Loader::new(config, true)?;
+        let loader = Loader::new(config, config.compile_cache)?;
         let mut plugins: Vec<LoadedPlugin> = Vec::with_capacity(files.len());
         let mut errors = Vec::new();
         for file in &files {

@@ -12,6 +12,7 @@
 //! The plugin contract lives in `wit/`; [`bindings`] is the host side's one `bindgen!`.
 
 pub mod admin;
+pub mod alloc;
 pub mod bindings;
 pub mod cache;
 pub mod cli;

@@ -329,7 +329,7 @@ async fn call_plugin(
                 describe(),
                 role_str(route.role)
             ),
-            &request_id,
+            request_id,
         );
     }
 
@@ -342,7 +342,7 @@ async fn call_plugin(
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body is larger than {limit} bytes"),
-            &request_id,
+            request_id,
         )
     };
     if declared.is_some_and(|n| n > limit as u64) {
@@ -355,7 +355,7 @@ async fn call_plugin(
             return error_response(
                 StatusCode::BAD_REQUEST,
                 "cannot read request body",
-                &request_id,
+                request_id,
             );
         }
     };
@@ -364,7 +364,7 @@ async fn call_plugin(
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "all plugin instances are busy; retry shortly",
-            &request_id,
+            request_id,
         );
         response
             .headers_mut()
@@ -419,7 +419,7 @@ async fn call_plugin(
                     error_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         &format!("plugin {name} returned an invalid response"),
-                        &request_id,
+                        request_id,
                     )
                 }
             }
@@ -429,7 +429,7 @@ async fn call_plugin(
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            error_response(status, &error.message, &request_id)
+            error_response(status, &error.message, request_id)
         }
         Err(CallError::Timeout(limit)) => {
             tracing::warn!(plugin = %name, timeout_ms = limit.as_millis() as u64, "plugin call timed out");
@@ -439,7 +439,7 @@ async fn call_plugin(
                     "plugin {name} did not answer within {} ms",
                     limit.as_millis()
                 ),
-                &request_id,
+                request_id,
             )
         }
         Err(e) => {
@@ -447,7 +447,7 @@ async fn call_plugin(
             error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("plugin {name} failed; the log has details under request id {request_id}"),
-                &request_id,
+                request_id,
             )
         }
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::generation::{Generation, PluginInfo};
+use crate::generation::{BuildError, Generation, PluginInfo};
 use crate::metrics::{Gauges, Metrics};
 
 /// State shared by every request for the life of the process.
@@ -167,7 +167,13 @@ impl AppState {
     async fn build_and_swap(&self) -> ReloadOutcome {
         let started = Instant::now();
         let previous = self.current.load().id;
-        let result = Generation::build(previous + 1, &self.config).await;
+        let draining = self.retired().len();
+        let limit = self.config.limits.max_live_generations;
+        let result = if draining + 2 > limit {
+            Err(BuildError::TooManyGenerations { draining, limit })
+        } else {
+            Generation::build(previous + 1, &self.config).await
+        };
         self.metrics.observe_reload(result.is_ok());
         let finished = |ok, generation, plugins, error| ReloadOutcome {
             ok,

@@ -381,3 +381,42 @@ async fn no_request_fails_because_of_reloads() {
     assert_eq!(server.state.current().id, 11);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_is_refused_while_too_many_generations_are_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    deploy(dir.path(), &fixture("soak-a.wasm"), "soak.wasm");
+    let path = dir.path().to_owned();
+    let server = TestServer::start(move |c| {
+        c.plugins_dir = path;
+        c.limits.max_live_generations = 2;
+    })
+    .await;
+    let client = server.client.clone();
+    let url = server.url("/soak/slow?ms=1500");
+    let slow = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    while server.state.current().in_flight() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Generation 1 drains while 2 serves: that is the limit.
+    assert_eq!(server.reload().await.0, StatusCode::OK);
+    let (status, outcome) = server.reload().await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_live_generations is 2"),
+        "{outcome}"
+    );
+    assert_eq!(generation_header(&server, "/soak").await.0, "2");
+    // Once generation 1 has drained, reloading works again.
+    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    let started = Instant::now();
+    while !server.state.retired().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.reload().await.1["generation"], 3);
+    server.stop().await;
+}

@@ -1,0 +1,190 @@
+//! Talking to the host outside the load: the admin API (reload, live generations), which build of the
+//! soak plugin answers, and swapping that build in the plugins directory (copy to a hidden name, then
+//! an atomic rename, as an operator deploys).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+const GENERATIONS_PATH: &str = "/admin/api/generations";
+const RELOAD_PATH: &str = "/admin/api/reload";
+/// The file name the soak plugin has in the host's plugins directory.
+const PLUGIN_FILE: &str = "soak.wasm";
+/// Hidden (so ignored by the host) name the next build is copied to before the rename.
+const STAGING_FILE: &str = ".soak.wasm.tmp";
+
+/// The admin side of one host.
+#[derive(Clone)]
+pub(crate) struct Admin {
+    client: Client,
+    base_url: String,
+}
+
+/// What a successful reload reported about the soak plugin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Reloaded {
+    pub(crate) generation: u64,
+    pub(crate) compile_ms: f64,
+    pub(crate) cached: bool,
+}
+
+/// The two builds of the soak plugin.
+#[derive(Debug, Clone)]
+pub(crate) struct Fixtures {
+    pub(crate) a: PathBuf,
+    pub(crate) b: PathBuf,
+}
+
+impl Fixtures {
+    /// `DIR/soak-a.wasm` and `DIR/soak-b.wasm`; an error naming `make plugins` if one is missing.
+    pub(crate) fn find(dir: &Path) -> Result<Fixtures> {
+        let fixtures = Fixtures {
+            a: dir.join("soak-a.wasm"),
+            b: dir.join("soak-b.wasm"),
+        };
+        for path in [&fixtures.a, &fixtures.b] {
+            if !path.is_file() {
+                bail!(
+                    "{} is missing: run `make plugins` (or pass --fixtures)",
+                    path.display()
+                );
+            }
+        }
+        Ok(fixtures)
+    }
+
+    /// The build serving variant `b` after an odd number of reloads, `a` otherwise.
+    pub(crate) fn for_variant(&self, variant: char) -> &Path {
+        if variant == 'b' { &self.b } else { &self.a }
+    }
+}
+
+/// Put `build` in place as the soak plugin: copy to the hidden staging name, then rename over it.
+pub(crate) async fn install_plugin(plugins_dir: &Path, build: &Path) -> Result<()> {
+    let staging = plugins_dir.join(STAGING_FILE);
+    tokio::fs::copy(build, &staging)
+        .await
+        .with_context(|| format!("copying {} to {}", build.display(), staging.display()))?;
+    tokio::fs::rename(&staging, plugins_dir.join(PLUGIN_FILE))
+        .await
+        .with_context(|| format!("renaming {} into place", staging.display()))
+}
+
+impl Admin {
+    pub(crate) fn new(client: Client, base_url: &str) -> Admin {
+        Admin {
+            client,
+            base_url: base_url.to_owned(),
+        }
+    }
+
+    /// Whether the host serves the generations endpoint at all (false on 404).
+    pub(crate) async fn has_generations_endpoint(&self) -> Result<bool> {
+        let response = self.get(GENERATIONS_PATH).await?;
+        Ok(response.status() != StatusCode::NOT_FOUND)
+    }
+
+    /// Live generations: the current one plus every retired one not yet freed.
+    pub(crate) async fn live_generations(&self) -> Result<u64> {
+        let body = json_ok(self.get(GENERATIONS_PATH).await?, GENERATIONS_PATH).await?;
+        let retired = body
+            .get("retired")
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("{GENERATIONS_PATH}: no \"retired\" array in {body}"))?;
+        if body.get("current").is_none() {
+            bail!("{GENERATIONS_PATH}: no \"current\" generation in {body}");
+        }
+        Ok(1 + retired.len() as u64)
+    }
+
+    /// `POST /admin/api/reload`; the new generation and what it did with the soak plugin.
+    pub(crate) async fn reload(&self) -> Result<Reloaded> {
+        let response = self
+            .client
+            .post(format!("{}{RELOAD_PATH}", self.base_url))
+            .send()
+            .await
+            .with_context(|| format!("POST {RELOAD_PATH}"))?;
+        let body = json_ok(response, RELOAD_PATH).await?;
+        parse_reload(&body).with_context(|| format!("POST {RELOAD_PATH}: unexpected answer {body}"))
+    }
+
+    /// Which build answers `GET /soak` now: its `variant` field.
+    pub(crate) async fn served_variant(&self) -> Result<String> {
+        let body = json_ok(self.get("/soak").await?, "/soak").await?;
+        body.get("variant")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("GET /soak: no \"variant\" in {body}"))
+    }
+
+    async fn get(&self, path: &str) -> Result<reqwest::Response> {
+        self.client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))
+    }
+}
+
+/// The JSON body of a 2xx answer; otherwise an error with the status and the host's `error` message.
+async fn json_ok(response: reqwest::Response, path: &str) -> Result<Value> {
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("{path}: reading the body"))?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or(text);
+        bail!("{path} answered {status}: {message}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{path}: the body is not JSON: {text}"))
+}
+
+/// `generation` and the soak plugin's `compile_ms` and `cached` from a reload answer.
+fn parse_reload(body: &Value) -> Option<Reloaded> {
+    let generation = body.get("generation")?.as_u64()?;
+    let plugin = body
+        .get("plugins")?
+        .as_array()?
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some("soak"))?;
+    Some(Reloaded {
+        generation,
+        compile_ms: plugin
+            .get("compile_ms")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        cached: plugin
+            .get("cached")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reload_answer_is_read_for_the_soak_plugin() {
+        let body = json!({
+            "generation": 7,
+            "plugins": [
+                {"name": "other", "version": "1.0.0", "hash": "x", "compile_ms": 1, "cached": true},
+                {"name": "soak", "version": "1.0.0", "hash": "y", "compile_ms": 42.5, "cached": false}
+            ]
+        });
+        let reloaded = parse_reload(&body).unwrap();
+        assert_eq!(reloaded.generation, 7);
+        assert_eq!(reloaded.compile_ms, 42.5);
+        assert!(!reloaded.cached);
+        assert!(parse_reload(&json!({"generation": 7, "plugins": []})).is_none());
+    }
+}

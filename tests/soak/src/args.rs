@@ -1,0 +1,149 @@
+//! Command-line flags of the soak tool (clap), their defaults (those of `make soak`, about two minutes on
+//! two cores) and the checks that reject a run that could not mean anything.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Parser, ValueEnum};
+
+/// Soak test of the release `plugin-host`: requests and hot reloads on loopback, sampling the host's
+/// RSS and live generations; writes OUT/soak-MODE.csv and .svg and exits 1 if the host leaked.
+///
+/// To pin the tool itself to a CPU, start it under taskset (`taskset -c 1 soak ...`) or use
+/// `--pin-client`; `--pin-host` runs the host under `taskset -c CPU`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "soak", version)]
+pub(crate) struct Args {
+    /// Requests to send in total (the default takes about a minute and a half on two cores).
+    #[arg(long, default_value_t = 600_000)]
+    pub(crate) requests: u64,
+
+    /// Requests in flight at once (worker tasks sharing one keep-alive client).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+
+    /// Swap the plugin between its two builds and reload every M completed requests (0 = never).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) reload_every: u64,
+
+    /// Take a sample (RSS, live generations, latency of the interval) every K completed requests.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) sample_every: u64,
+
+    /// Requests before the warm (baseline) RSS: the first sample at or after this count. Long enough
+    /// for the allocator's arenas and the instance pool to reach their working size.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) warmup: u64,
+
+    /// What each request is.
+    #[arg(long, value_enum, default_value_t = Mode::Json)]
+    pub(crate) mode: Mode,
+
+    /// Where the CSV, the SVG and the run's temporary directory go.
+    #[arg(long, default_value = "target/soak")]
+    pub(crate) out: PathBuf,
+
+    /// The host binary (release build).
+    #[arg(long, default_value = "target/release/plugin-host")]
+    pub(crate) host_bin: PathBuf,
+
+    /// Directory holding soak-a.wasm and soak-b.wasm (built by `make plugins`).
+    #[arg(long, default_value = "target/fixtures")]
+    pub(crate) fixtures: PathBuf,
+
+    /// Run the host under `taskset -c CPU`.
+    #[arg(long, value_name = "CPU")]
+    pub(crate) pin_host: Option<String>,
+
+    /// Pin this tool (all its threads) with `taskset -a -p -c CPU` before the load starts.
+    #[arg(long, value_name = "CPU")]
+    pub(crate) pin_client: Option<String>,
+
+    /// Stop issuing requests after this many seconds of load, and report (the run then fails).
+    #[arg(long, default_value_t = 900)]
+    pub(crate) max_seconds: u64,
+
+    /// Largest accepted RSS growth, final RSS over warm RSS, in percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) rss_tolerance_pct: f64,
+}
+
+/// The kind of request the workers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Mode {
+    /// `GET /soak`, answered with JSON by the soak plugin.
+    Json,
+    /// `GET /status` with `Accept: text/html`, like a load balancer's health check (not yet).
+    Html,
+}
+
+impl Mode {
+    /// The name used in file names and titles.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Json => "json",
+            Mode::Html => "html",
+        }
+    }
+}
+
+impl Args {
+    /// Reject flag combinations that cannot produce a meaningful soak.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.mode == Mode::Html {
+            bail!("html mode needs HTML views (not in the host yet); use --mode json");
+        }
+        if self.requests == 0 || self.concurrency == 0 || self.sample_every == 0 {
+            bail!("--requests, --concurrency and --sample-every must be at least 1");
+        }
+        if self.warmup >= self.requests {
+            bail!(
+                "--warmup ({}) must be below --requests ({}): the warm RSS is sampled after it",
+                self.warmup,
+                self.requests
+            );
+        }
+        if self.max_seconds == 0 {
+            bail!("--max-seconds must be at least 1");
+        }
+        if self.rss_tolerance_pct.is_nan() || self.rss_tolerance_pct < 0.0 {
+            bail!("--rss-tolerance-pct must be a number >= 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("soak").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_those_of_make_soak() {
+        let args = parse(&[]);
+        assert_eq!(args.requests, 600_000);
+        assert_eq!(args.concurrency, 16);
+        assert_eq!(args.reload_every, 1000);
+        assert_eq!(args.sample_every, 10_000);
+        assert_eq!(args.warmup, 100_000);
+        assert!(args.validate().is_ok());
+    }
+
+    #[test]
+    fn html_mode_is_refused_clearly() {
+        let err = parse(&["--mode", "html"]).validate().unwrap_err();
+        assert!(err.to_string().contains("html mode needs HTML views"));
+    }
+
+    #[test]
+    fn warmup_must_leave_requests_to_measure() {
+        assert!(
+            parse(&["--requests", "100", "--warmup", "100"])
+                .validate()
+                .is_err()
+        );
+    }
+}

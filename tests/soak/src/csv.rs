@@ -1,0 +1,123 @@
+//! The samples as CSV (one header row, one row per sample; an unknown value is an empty cell) and the
+//! UTC date used in titles and the benchmarks row.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::sampler::Sample;
+
+const HEADER: &str = "requests,elapsed_s,rss_bytes,rss_mib,live_generations,interval_requests,\
+p50_us,p99_us,max_us,reloads_ok,reloads_failed,errors";
+
+/// The whole CSV document.
+pub(crate) fn render(samples: &[Sample]) -> String {
+    let mut csv = String::from(HEADER);
+    csv.push('\n');
+    for sample in samples {
+        csv.push_str(&row(sample));
+        csv.push('\n');
+    }
+    csv
+}
+
+fn row(s: &Sample) -> String {
+    let mut row = String::new();
+    let _ = write!(row, "{},{:.3},", s.requests, s.elapsed_s);
+    let _ = write!(row, "{},", cell(s.rss_bytes));
+    let _ = write!(
+        row,
+        "{},",
+        cell(s.rss_bytes.map(|b| format!("{:.2}", b as f64 / 1048576.0)))
+    );
+    let _ = write!(row, "{},", cell(s.live_generations));
+    let latency = s.latency.unwrap_or_default();
+    let _ = write!(row, "{},", latency.count);
+    for value in [latency.p50, latency.p99, latency.max] {
+        let _ = write!(row, "{},", cell(s.latency.map(|_| value)));
+    }
+    let _ = write!(row, "{},{},{}", s.reloads_ok, s.reloads_failed, s.errors);
+    row
+}
+
+fn cell<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Now as `YYYY-MM-DD HH:MM UTC`.
+pub(crate) fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    utc_date_time(secs)
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC` (the civil-from-days algorithm; no calendar crate).
+fn utc_date_time(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let (hour, minute) = ((unix_secs % 86_400) / 3600, (unix_secs % 3600) / 60);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::Percentiles;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(utc_date_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_date_time(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_date_time(1_795_782_000), "2026-11-27 12:20 UTC");
+    }
+
+    #[test]
+    fn unknown_values_are_empty_cells() {
+        let samples = [
+            Sample {
+                requests: 0,
+                elapsed_s: 0.0,
+                rss_bytes: Some(2 * 1048576),
+                live_generations: None,
+                latency: None,
+                reloads_ok: 0,
+                reloads_failed: 0,
+                errors: 0,
+            },
+            Sample {
+                requests: 5000,
+                elapsed_s: 1.25,
+                rss_bytes: None,
+                live_generations: Some(2),
+                latency: Some(Percentiles {
+                    count: 5000,
+                    p50: 10,
+                    p99: 20,
+                    max: 30,
+                }),
+                reloads_ok: 5,
+                reloads_failed: 0,
+                errors: 1,
+            },
+        ];
+        let lines: Vec<String> = render(&samples).lines().map(str::to_owned).collect();
+        assert_eq!(lines[0].split(',').count(), 12);
+        assert_eq!(lines[1], "0,0.000,2097152,2.00,,0,,,,0,0,0");
+        assert_eq!(lines[2], "5000,1.250,,,2,5000,10,20,30,5,0,1");
+    }
+}

@@ -1,0 +1,362 @@
+//! What the run means: the RSS figures (warm, final, max after warm-up, change), the verdict (every
+//! reason the soak failed), the summary on stdout and the row for docs/benchmarks.md.
+
+use std::time::Duration;
+
+use crate::args::Args;
+use crate::host::Stopped;
+use crate::latency::Percentiles;
+use crate::load::Snapshot;
+use crate::reload::ReloadLog;
+use crate::sampler::Sample;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const MARKDOWN_HEADER: &str = "| date | mode | requests | concurrency | reload every | reloads ok / failed | \
+req/s | p50 / p99 | warm RSS | final RSS | max RSS after warm-up | change | max live generations | back to 1 |\n\
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// Everything the run produced, gathered for the report.
+pub(crate) struct RunResult {
+    pub(crate) args: Args,
+    pub(crate) date: String,
+    pub(crate) samples: Vec<Sample>,
+    pub(crate) total: Option<Percentiles>,
+    pub(crate) load_time: Duration,
+    pub(crate) progress: Snapshot,
+    pub(crate) reloads: ReloadLog,
+    /// Live generations after the load and the drain wait.
+    pub(crate) drained_to: Option<u64>,
+    pub(crate) drain_limit: Duration,
+    pub(crate) sample_failures: u64,
+    pub(crate) sample_failure_messages: Vec<String>,
+    pub(crate) host: Stopped,
+}
+
+/// RSS figures relative to the warm sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct RssFigures {
+    /// (requests, bytes) of the first sample at or after the warm-up.
+    pub(crate) warm: Option<(u64, u64)>,
+    /// RSS of the last sample (after the load and the drain).
+    pub(crate) final_bytes: Option<u64>,
+    pub(crate) max_after_warm: Option<u64>,
+    /// Final over warm, in percent.
+    pub(crate) change_pct: Option<f64>,
+}
+
+/// Warm, final and max RSS and the change, from the samples.
+pub(crate) fn rss_figures(samples: &[Sample], warmup: u64) -> RssFigures {
+    let warm = samples
+        .iter()
+        .filter(|s| s.requests >= warmup)
+        .find_map(|s| s.rss_bytes.map(|b| (s.requests, b)));
+    let final_bytes = samples.last().and_then(|s| s.rss_bytes);
+    let max_after_warm = warm.and_then(|(at, _)| {
+        samples
+            .iter()
+            .filter(|s| s.requests >= at)
+            .filter_map(|s| s.rss_bytes)
+            .max()
+    });
+    let change_pct = match (warm, final_bytes) {
+        (Some((_, warm)), Some(last)) => Some((last as f64 / warm as f64 - 1.0) * 100.0),
+        _ => None,
+    };
+    RssFigures {
+        warm,
+        final_bytes,
+        max_after_warm,
+        change_pct,
+    }
+}
+
+/// The chart title: mode, N, C, M and the date.
+pub(crate) fn title(args: &Args, date: &str) -> String {
+    let reloads = match args.reload_every {
+        0 => "no reloads".to_owned(),
+        m => format!("reload every {m}"),
+    };
+    format!(
+        "plugin-host soak ({}): {} requests, concurrency {}, {reloads}, {date}",
+        args.mode.name(),
+        args.requests,
+        args.concurrency,
+    )
+}
+
+/// Every reason the soak failed; empty when it passed.
+pub(crate) fn failures(run: &RunResult, rss: &RssFigures) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let p = &run.progress;
+    if p.errors() > 0 {
+        reasons.push(format!(
+            "{} requests failed ({} non-200, {} transport errors)",
+            p.errors(),
+            p.bad_status,
+            p.transport_errors
+        ));
+    }
+    if p.reloads_failed > 0 {
+        let first = run
+            .reloads
+            .errors
+            .first()
+            .map(String::as_str)
+            .unwrap_or("?");
+        reasons.push(format!(
+            "{} reloads failed; first: {first}",
+            p.reloads_failed
+        ));
+    }
+    if p.timed_out {
+        reasons.push(format!(
+            "stopped by --max-seconds {} after {} of {} requests",
+            run.args.max_seconds, p.completed, run.args.requests
+        ));
+    }
+    reasons.extend(generation_failures(run));
+    reasons.extend(rss_failures(run, rss));
+    reasons.extend(host_failures(&run.host));
+    reasons
+}
+
+fn generation_failures(run: &RunResult) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if run.drained_to != Some(1) {
+        let seen = run
+            .drained_to
+            .map_or("unknown".to_owned(), |n| n.to_string());
+        reasons.push(format!(
+            "live generations did not return to 1 within {:?} after the load (last seen: {seen})",
+            run.drain_limit
+        ));
+    }
+    if run.sample_failures > 0 {
+        let first = run
+            .sample_failure_messages
+            .first()
+            .map(String::as_str)
+            .unwrap_or("?");
+        reasons.push(format!(
+            "{} sample readings failed; first: {first}",
+            run.sample_failures
+        ));
+    }
+    reasons
+}
+
+fn rss_failures(run: &RunResult, rss: &RssFigures) -> Vec<String> {
+    let tolerance = run.args.rss_tolerance_pct;
+    match (rss.warm, rss.final_bytes, rss.change_pct) {
+        (None, _, _) => vec![format!(
+            "no RSS sample at or after the warm-up ({} requests)",
+            run.args.warmup
+        )],
+        (Some((_, warm)), Some(last), Some(change)) if change > tolerance => vec![format!(
+            "RSS grew {change:+.1} % from warm {} to final {}, over the {tolerance} % tolerance",
+            mib(warm),
+            mib(last)
+        )],
+        (Some(_), None, _) => vec!["no final RSS sample".into()],
+        _ => Vec::new(),
+    }
+}
+
+fn host_failures(host: &Stopped) -> Vec<String> {
+    if host.killed {
+        vec!["the host did not exit within 15 s of SIGTERM and was killed".into()]
+    } else if !host.status.success() {
+        vec![format!(
+            "the host exited with {} after SIGTERM",
+            host.status
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The human summary on stdout.
+pub(crate) fn print_summary(run: &RunResult, rss: &RssFigures) {
+    let a = &run.args;
+    let p = &run.progress;
+    println!();
+    println!(
+        "soak {}: {} requests planned, concurrency {}, reload every {}, sample every {}, warm-up {}",
+        a.mode.name(),
+        a.requests,
+        a.concurrency,
+        reload_every(a),
+        a.sample_every,
+        a.warmup
+    );
+    println!(
+        "requests     {} ok, {} errors ({} non-200, {} transport) in {:.1} s: {:.0} req/s",
+        p.ok,
+        p.errors(),
+        p.bad_status,
+        p.transport_errors,
+        run.load_time.as_secs_f64(),
+        rps(run)
+    );
+    println!("latency      {} (whole run)", latency_text(run.total));
+    print_reloads(run);
+    print_rss(rss);
+    println!(
+        "generations  max live {} in samples; after the load {} ({})",
+        opt(max_live_generations(&run.samples)),
+        opt(run.drained_to),
+        if run.drained_to == Some(1) {
+            "drained"
+        } else {
+            "NOT drained"
+        }
+    );
+    print_host(&run.host);
+}
+
+fn print_reloads(run: &RunResult) {
+    let p = &run.progress;
+    let r = &run.reloads;
+    println!(
+        "reloads      {} ok, {} failed, {} triggers missed (previous reload still running); last generation {}",
+        p.reloads_ok,
+        p.reloads_failed,
+        p.reloads_missed,
+        opt(r.last_generation)
+    );
+    if let (Some(compile), Some(wall)) = (r.compile_ms_mean(), r.wall_mean()) {
+        println!(
+            "             host compile mean {compile:.1} ms, max {:.1} ms ({} cached); swap-to-answer mean {:.0} ms, max {:.0} ms",
+            r.compile_ms_max,
+            r.cached,
+            wall.as_secs_f64() * 1000.0,
+            r.wall_max.as_secs_f64() * 1000.0
+        );
+    }
+    for error in &r.errors {
+        println!("             reload error {error}");
+    }
+}
+
+fn print_rss(rss: &RssFigures) {
+    let warm = rss.warm.map_or("-".to_owned(), |(at, b)| {
+        format!("{} (at {at} requests)", mib(b))
+    });
+    println!(
+        "RSS          warm {warm}, final {} ({}), max after warm-up {}",
+        rss.final_bytes.map_or("-".to_owned(), mib),
+        rss.change_pct
+            .map_or("-".to_owned(), |c| format!("{c:+.1} %")),
+        rss.max_after_warm.map_or("-".to_owned(), mib)
+    );
+}
+
+fn print_host(host: &Stopped) {
+    println!(
+        "host         exited {}{}; {} stderr lines at RUST_LOG=warn",
+        host.status,
+        if host.killed { " (killed)" } else { "" },
+        host.stderr.lines
+    );
+    for line in host.stderr.tail.iter().rev().take(5).rev() {
+        println!("             | {line}");
+    }
+}
+
+/// A header and one row to paste into docs/benchmarks.md.
+pub(crate) fn markdown(run: &RunResult, rss: &RssFigures) -> String {
+    let p = &run.progress;
+    let total = run.total.unwrap_or_default();
+    let row = format!(
+        "| {} | {} | {} | {} | {} | {} / {} | {:.0} | {} / {} µs | {} | {} | {} | {} | {} | {} |",
+        run.date.split(' ').next().unwrap_or(&run.date),
+        run.args.mode.name(),
+        p.completed,
+        run.args.concurrency,
+        reload_every(&run.args),
+        p.reloads_ok,
+        p.reloads_failed,
+        rps(run),
+        total.p50,
+        total.p99,
+        rss.warm.map_or("-".to_owned(), |(_, b)| mib(b)),
+        rss.final_bytes.map_or("-".to_owned(), mib),
+        rss.max_after_warm.map_or("-".to_owned(), mib),
+        rss.change_pct
+            .map_or("-".to_owned(), |c| format!("{c:+.1} %")),
+        opt(max_live_generations(&run.samples)),
+        if run.drained_to == Some(1) {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    format!("{MARKDOWN_HEADER}\n{row}")
+}
+
+fn max_live_generations(samples: &[Sample]) -> Option<u64> {
+    samples.iter().filter_map(|s| s.live_generations).max()
+}
+
+fn rps(run: &RunResult) -> f64 {
+    run.progress.completed as f64 / run.load_time.as_secs_f64().max(1e-9)
+}
+
+fn latency_text(total: Option<Percentiles>) -> String {
+    total.map_or("no requests".to_owned(), |t| {
+        format!(
+            "p50 {} µs, p99 {} µs, max {} µs over {} responses",
+            t.p50, t.p99, t.max, t.count
+        )
+    })
+}
+
+fn reload_every(args: &Args) -> String {
+    if args.reload_every == 0 {
+        "never".to_owned()
+    } else {
+        args.reload_every.to_string()
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB)
+}
+
+fn opt(value: Option<u64>) -> String {
+    value.map_or("-".to_owned(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(requests: u64, mib: u64) -> Sample {
+        Sample {
+            requests,
+            elapsed_s: 0.0,
+            rss_bytes: Some(mib * 1024 * 1024),
+            live_generations: Some(1),
+            latency: None,
+            reloads_ok: 0,
+            reloads_failed: 0,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn warm_is_the_first_sample_at_or_after_the_warmup() {
+        let samples = [
+            sample(0, 10),
+            sample(5000, 100),
+            sample(10_000, 120),
+            sample(15_000, 105),
+        ];
+        let rss = rss_figures(&samples, 5000);
+        assert_eq!(rss.warm, Some((5000, 100 * 1024 * 1024)));
+        assert_eq!(rss.max_after_warm, Some(120 * 1024 * 1024));
+        assert_eq!(rss.final_bytes, Some(105 * 1024 * 1024));
+        assert!((rss.change_pct.unwrap() - 5.0).abs() < 1e-9);
+        assert_eq!(rss_figures(&samples, 20_000).warm, None);
+    }
+}

@@ -1,0 +1,147 @@
+//! The sampler: on each trigger (every K completed requests), and once before and once after the load,
+//! it records the host's RSS, the live generations, the latency percentiles of the interval since the
+//! previous sample, and the reload and error counts so far. It also waits for the drain at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::admin::Admin;
+use crate::host::RssProbe;
+use crate::latency::{Histogram, Percentiles};
+use crate::load::Progress;
+
+/// Sample failures whose message is kept for the summary.
+const KEPT_ERRORS: usize = 5;
+/// How often the drain wait asks for the live generations.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// One row of the CSV.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) requests: u64,
+    pub(crate) elapsed_s: f64,
+    pub(crate) rss_bytes: Option<u64>,
+    pub(crate) live_generations: Option<u64>,
+    /// Latency of the requests completed since the previous sample.
+    pub(crate) latency: Option<Percentiles>,
+    pub(crate) reloads_ok: u64,
+    pub(crate) reloads_failed: u64,
+    pub(crate) errors: u64,
+}
+
+/// Takes samples; owns them and the whole run's latency histogram until the report.
+pub(crate) struct Sampler {
+    rss: RssProbe,
+    admin: Admin,
+    progress: Arc<Progress>,
+    started: Instant,
+    pub(crate) samples: Vec<Sample>,
+    /// Every latency of the run (the intervals merged).
+    pub(crate) total: Histogram,
+    pub(crate) failures: u64,
+    pub(crate) failure_messages: Vec<String>,
+}
+
+impl Sampler {
+    pub(crate) fn new(rss: RssProbe, admin: Admin, progress: Arc<Progress>) -> Sampler {
+        Sampler {
+            rss,
+            admin,
+            progress,
+            started: Instant::now(),
+            samples: Vec::new(),
+            total: Histogram::default(),
+            failures: 0,
+            failure_messages: Vec::new(),
+        }
+    }
+
+    /// Start the clock of the `elapsed_s` column (when the load starts).
+    pub(crate) fn start_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// Sample on every trigger until the workers are done (the channel closes).
+    pub(crate) async fn run(mut self, mut triggers: mpsc::Receiver<u64>) -> Sampler {
+        while let Some(done) = triggers.recv().await {
+            self.take(done).await;
+        }
+        self
+    }
+
+    /// Take one sample labelled with `requests` completed requests.
+    pub(crate) async fn take(&mut self, requests: u64) {
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        let rss_bytes = self.read_rss().await;
+        let live_generations = self.read_generations().await;
+        let interval = self.progress.take_interval();
+        self.total.merge(&interval);
+        let snap = self.progress.snapshot();
+        let sample = Sample {
+            requests,
+            elapsed_s,
+            rss_bytes,
+            live_generations,
+            latency: interval.percentiles(),
+            reloads_ok: snap.reloads_ok,
+            reloads_failed: snap.reloads_failed,
+            errors: snap.errors(),
+        };
+        print_progress(&sample);
+        self.samples.push(sample);
+    }
+
+    /// Ask for the live generations until they are 1 or `limit` passed; the last count seen.
+    pub(crate) async fn wait_for_drain(&mut self, limit: Duration) -> Option<u64> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let live = self.read_generations().await;
+            if live == Some(1) || live.is_none() || Instant::now() >= deadline {
+                return live;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    }
+
+    async fn read_rss(&mut self) -> Option<u64> {
+        match self.rss.read().await {
+            Ok(bytes) => Some(bytes),
+            Err(error) => self.failed(error),
+        }
+    }
+
+    async fn read_generations(&mut self) -> Option<u64> {
+        match self.admin.live_generations().await {
+            Ok(live) => Some(live),
+            Err(error) => self.failed(error),
+        }
+    }
+
+    fn failed<T>(&mut self, error: anyhow::Error) -> Option<T> {
+        self.failures += 1;
+        if self.failure_messages.len() < KEPT_ERRORS {
+            self.failure_messages.push(format!("{error:#}"));
+        }
+        None
+    }
+}
+
+/// One progress line on stderr per sample, so a long soak shows it is alive.
+fn print_progress(s: &Sample) {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+    let p99 = s
+        .latency
+        .map_or("-".to_owned(), |l| format!("{} µs", l.p99));
+    eprintln!(
+        "soak: {:>9} requests {:>7.1} s  RSS {:>10}  live generations {}  p99 {p99}  reloads {} ok {} failed  errors {}",
+        s.requests,
+        s.elapsed_s,
+        s.rss_bytes.map_or("-".to_owned(), mib),
+        s.live_generations.map_or("-".to_owned(), |g| g.to_string()),
+        s.reloads_ok,
+        s.reloads_failed,
+        s.errors
+    );
+}
