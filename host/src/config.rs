@@ -66,6 +66,8 @@ pub struct AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub request_timeout_ms: u64,
+    pub client_header_timeout_ms: u64,
+    pub client_body_timeout_ms: u64,
     pub max_request_body_bytes: usize,
     pub max_response_body_bytes: usize,
     pub max_instances: u32,
@@ -75,9 +77,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The per-call deadline.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+    /// How long a client may take to send a request's headers.
+    pub fn client_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_header_timeout_ms)
+    }
+
+    /// How long a client may take to send a request's body.
+    pub fn client_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_body_timeout_ms)
     }
 }
 
@@ -88,6 +95,20 @@ pub struct PluginSettings {
     /// Values the plugin reads through the `config` import.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Overrides `limits.request_timeout_ms` for this plugin.
+    pub request_timeout_ms: Option<u64>,
+    /// Lowers `limits.instance_memory_bytes` for this plugin (it cannot exceed the pool's slot size).
+    pub instance_memory_bytes: Option<usize>,
+    /// Instances of this plugin alive at once (besides the global `limits.max_instances`).
+    pub max_instances: Option<u32>,
+}
+
+/// The limits that apply to one plugin: the global ones with its overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLimits {
+    pub request_timeout: Duration,
+    pub memory_bytes: usize,
+    pub max_instances: Option<u32>,
 }
 
 /// Command-line values that override the configuration files.
@@ -165,8 +186,10 @@ impl Config {
             "limits.max_live_generations must be at least 2 (one draining, one serving)"
         );
         anyhow::ensure!(
-            l.request_timeout_ms >= 1,
-            "limits.request_timeout_ms must be at least 1"
+            l.request_timeout_ms >= 1
+                && l.client_header_timeout_ms >= 1
+                && l.client_body_timeout_ms >= 1,
+            "limits.request_timeout_ms, client_header_timeout_ms and client_body_timeout_ms must be at least 1"
         );
         anyhow::ensure!(
             l.instance_memory_bytes >= 1 << 16,
@@ -176,6 +199,19 @@ impl Config {
             l.wasm_stack_bytes >= 16 * 1024,
             "limits.wasm_stack_bytes must be at least 16384"
         );
+        for (name, p) in &self.plugins {
+            if let Some(m) = p.instance_memory_bytes {
+                anyhow::ensure!(
+                    m <= l.instance_memory_bytes,
+                    "plugins.{name}.instance_memory_bytes ({m}) is over limits.instance_memory_bytes ({}), the pool's slot size",
+                    l.instance_memory_bytes
+                );
+            }
+            anyhow::ensure!(
+                p.request_timeout_ms != Some(0) && p.max_instances != Some(0),
+                "plugins.{name}: request_timeout_ms and max_instances must be at least 1"
+            );
+        }
         Ok(())
     }
 
@@ -187,6 +223,22 @@ impl Config {
     /// The grace period after a shutdown signal.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The limits for the plugin named `name`.
+    pub fn plugin_limits(&self, name: &str) -> PluginLimits {
+        let settings = self.plugins.get(name);
+        PluginLimits {
+            request_timeout: Duration::from_millis(
+                settings
+                    .and_then(|s| s.request_timeout_ms)
+                    .unwrap_or(self.limits.request_timeout_ms),
+            ),
+            memory_bytes: settings
+                .and_then(|s| s.instance_memory_bytes)
+                .unwrap_or(self.limits.instance_memory_bytes),
+            max_instances: settings.and_then(|s| s.max_instances),
+        }
     }
 
     /// Configuration values for the plugin named `name` (empty when none are set).

@@ -263,7 +263,7 @@ impl Generation {
 
     /// How to call plugin number `index`.
     pub fn callable(&self, index: usize) -> Callable<'_> {
-        self.plugins[index].callable(&self.engine, self.limits.instance_memory_bytes)
+        self.plugins[index].callable(&self.engine)
     }
 
     /// The index of the plugin named `name`.

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{PluginPre, clock, config, log, types};
 
@@ -26,10 +26,49 @@ pub struct HostState {
     plugin: Arc<PluginIdentity>,
     request_id: String,
     config: Arc<BTreeMap<String, String>>,
-    limits: StoreLimits,
+    limits: Limiter,
     // Required by the component model's resource bookkeeping; plugins own no host resources yet.
     _table: ResourceTable,
 }
+
+/// Caps one instance's memories and tables, and remembers whether a cap refused a growth so the host
+/// can tell "out of memory at the cap" from other traps.
+struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.table_elements;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn instances(&self) -> usize {
+        crate::engine::CORE_INSTANCES_PER_COMPONENT as usize
+    }
+}
+
+/// Table elements one instance may have (function tables of a plugin are small; this only stops abuse).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Why a call did not produce the plugin's answer.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +79,9 @@ pub enum CallError {
     /// The plugin trapped (a panic, an out-of-bounds access, stack overflow, ...).
     #[error("plugin trapped: {0}")]
     Trap(String),
+    /// The plugin tried to grow its memory past the per-instance cap (and then failed).
+    #[error("plugin hit the memory cap of {cap} bytes: {detail}")]
+    MemoryLimit { cap: usize, detail: String },
     /// Anything else: the instance could not be created, a limit refused it, ...
     #[error("plugin call failed: {0}")]
     Failed(String),
@@ -50,14 +92,21 @@ pub enum CallError {
 #[error("deadline exceeded")]
 struct DeadlineExceeded;
 
-fn classify(err: wasmtime::Error, timeout: Duration) -> CallError {
+fn classify(err: wasmtime::Error, timeout: Duration, store: &Store<HostState>) -> CallError {
+    let limits = &store.data().limits;
     if err.is::<DeadlineExceeded>() {
         CallError::Timeout(timeout)
+    } else if limits.hit {
+        CallError::MemoryLimit {
+            cap: limits.memory_bytes,
+            detail: format!("{err:#}"),
+        }
     } else if err.is::<Trap>() {
-        // `{:?}` keeps the wasm backtrace for the log; the client never sees it.
-        CallError::Trap(format!("{err:?}"))
+        // `{:#}` gives the trap and its wasm backtrace for the log (the client never sees it), without
+        // resolving a native backtrace: with RUST_BACKTRACE set that took ~0.3 s per trap.
+        CallError::Trap(format!("{err:#}"))
     } else {
-        CallError::Failed(format!("{err:?}"))
+        CallError::Failed(format!("{err:#}"))
     }
 }
 
@@ -74,10 +123,11 @@ fn new_store(
         plugin: plugin.clone(),
         request_id: request_id.to_owned(),
         config: config.clone(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(memory_bytes)
-            .instances(crate::engine::CORE_INSTANCES_PER_COMPONENT as usize)
-            .build(),
+        limits: Limiter {
+            memory_bytes,
+            table_elements: MAX_TABLE_ELEMENTS,
+            hit: false,
+        },
         _table: ResourceTable::new(),
     };
     let mut store = Store::new(engine, state);
@@ -112,7 +162,8 @@ impl Callable<'_> {
             let plugin = self.pre.instantiate_async(&mut store).await?;
             plugin.call_describe(&mut store).await
         };
-        run.await.map_err(|e| classify(e, timeout))
+        let result = run.await;
+        result.map_err(|e| classify(e, timeout, &store))
     }
 
     /// Call `handle` on a fresh instance.
@@ -126,7 +177,8 @@ impl Callable<'_> {
             let plugin = self.pre.instantiate_async(&mut store).await?;
             plugin.call_handle(&mut store, request).await
         };
-        run.await.map_err(|e| classify(e, timeout))
+        let result = run.await;
+        result.map_err(|e| classify(e, timeout, &store))
     }
 
     /// Instantiate on a fresh store and drop both without calling anything (for benchmarks that split
@@ -135,11 +187,8 @@ impl Callable<'_> {
     pub async fn instantiate_only(&self) -> Result<(), CallError> {
         let timeout = Duration::from_secs(5);
         let mut store = self.store("bench", timeout);
-        self.pre
-            .instantiate_async(&mut store)
-            .await
-            .map(drop)
-            .map_err(|e| classify(e, timeout))
+        let result = self.pre.instantiate_async(&mut store).await.map(drop);
+        result.map_err(|e| classify(e, timeout, &store))
     }
 
     fn store(&self, request_id: &str, timeout: Duration) -> Store<HostState> {
@@ -162,6 +211,17 @@ impl log::Host for HostState {
             Some((cut, _)) => &message[..cut],
             None => &message,
         };
+        // One event, one line: a plugin cannot forge extra log lines with control characters.
+        let mut line = String::with_capacity(message.len());
+        for c in message.chars() {
+            match c {
+                '\n' => line.push_str("\\n"),
+                '\r' => line.push_str("\\r"),
+                c if c.is_control() => line.push('?'),
+                c => line.push(c),
+            }
+        }
+        let message = line;
         let (plugin, version, request_id) =
             (&self.plugin.name, &self.plugin.version, &self.request_id);
         macro_rules! emit {

@@ -20,6 +20,7 @@ pub mod config;
 pub mod engine;
 pub mod generation;
 pub mod invoke;
+pub mod listener;
 pub mod manifest;
 pub mod metrics;
 pub mod plugin;

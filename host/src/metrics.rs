@@ -35,6 +35,36 @@ impl Histogram {
     }
 }
 
+/// Ways a plugin call can go wrong, counted per plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// Interrupted at its deadline (504).
+    Timeout,
+    /// Trapped: panic, stack overflow, out-of-bounds access... (500).
+    Trap,
+    /// Tried to grow memory past its cap (500).
+    MemoryLimit,
+    /// Returned a malformed or oversized response (500).
+    InvalidResponse,
+    /// Refused for lack of a free instance (503).
+    Busy,
+    /// Could not be instantiated or called for another reason (500).
+    Failed,
+}
+
+impl Fault {
+    fn label(self) -> &'static str {
+        match self {
+            Fault::Timeout => "timeout",
+            Fault::Trap => "trap",
+            Fault::MemoryLimit => "memory_limit",
+            Fault::InvalidResponse => "invalid_response",
+            Fault::Busy => "busy",
+            Fault::Failed => "failed",
+        }
+    }
+}
+
 /// The labels a request is counted under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RouteLabels {
@@ -47,6 +77,7 @@ pub struct RouteLabels {
 pub struct Metrics {
     requests: Mutex<HashMap<(RouteLabels, u16), u64>>,
     latency: Mutex<HashMap<String, Histogram>>,
+    faults: Mutex<HashMap<(String, Fault), u64>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -89,6 +120,28 @@ impl Metrics {
             .entry(plugin)
             .or_default()
             .observe(latency.as_secs_f64());
+    }
+
+    /// Count one fault of `plugin`.
+    pub fn observe_fault(&self, plugin: &str, fault: Fault) {
+        *self
+            .faults
+            .lock()
+            .expect("metrics lock")
+            .entry((plugin.to_owned(), fault))
+            .or_default() += 1;
+    }
+
+    /// Faults of `plugin` so far, by kind.
+    pub fn faults_of(&self, plugin: &str) -> Vec<(&'static str, u64)> {
+        let faults = self.faults.lock().expect("metrics lock");
+        let mut out: Vec<_> = faults
+            .iter()
+            .filter(|((p, _), _)| p == plugin)
+            .map(|((_, f), n)| (f.label(), *n))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Count one reload.
@@ -165,6 +218,25 @@ impl Metrics {
             );
         }
         drop(latency);
+
+        out.push_str("# HELP plugin_host_plugin_faults_total Plugin calls that went wrong, by plugin and kind.\n");
+        out.push_str("# TYPE plugin_host_plugin_faults_total counter\n");
+        let mut faults: Vec<_> = self
+            .faults
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|((p, f), n)| (p.clone(), *f, *n))
+            .collect();
+        faults.sort();
+        for (plugin, fault, n) in faults {
+            let _ = writeln!(
+                out,
+                "plugin_host_plugin_faults_total{{plugin=\"{}\",kind=\"{}\"}} {n}",
+                escape(&plugin),
+                fault.label()
+            );
+        }
 
         let (ok, failed) = self.reloads();
         out.push_str("# HELP plugin_host_reloads_total Reloads, by result.\n");

@@ -13,7 +13,7 @@ use wasmtime::component::Linker;
 
 use crate::bindings::PluginPre;
 use crate::cache::{CompileCache, Origin};
-use crate::config::Config;
+use crate::config::{Config, PluginLimits};
 use crate::invoke::{CallError, Callable, HostState, PluginIdentity};
 use crate::manifest::{Manifest, ManifestError};
 
@@ -31,6 +31,10 @@ pub struct LoadedPlugin {
     pub compile_time: Duration,
     /// Whether the compiled code came from the compile cache.
     pub cached: bool,
+    /// The limits this plugin runs under (global limits with its overrides).
+    pub limits: PluginLimits,
+    /// Permits for the plugin's own instance cap, if it has one.
+    pub(crate) permits: Option<Arc<tokio::sync::Semaphore>>,
     pub(crate) identity: Arc<PluginIdentity>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(crate) pre: PluginPre<HostState>,
@@ -155,6 +159,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
     .await
     .map_err(|e| fail(LoadErrorKind::Describe(e)))?;
     let manifest = Manifest::validate(raw).map_err(|e| fail(LoadErrorKind::Manifest(e)))?;
+    let limits = cx.config.plugin_limits(&manifest.name);
 
     Ok(LoadedPlugin {
         file: file.to_owned(),
@@ -164,6 +169,10 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
             version: manifest.version.clone(),
         }),
         config: Arc::new(cx.config.plugin_config(&manifest.name)),
+        permits: limits
+            .max_instances
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+        limits,
         manifest,
         compile_time,
         cached: origin == Origin::Cache,
@@ -173,13 +182,13 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
 
 impl LoadedPlugin {
     /// What a request needs to call this plugin.
-    pub(crate) fn callable<'a>(&'a self, engine: &'a Engine, memory_bytes: usize) -> Callable<'a> {
+    pub(crate) fn callable<'a>(&'a self, engine: &'a Engine) -> Callable<'a> {
         Callable {
             engine,
             pre: &self.pre,
             identity: &self.identity,
             config: &self.config,
-            memory_bytes,
+            memory_bytes: self.limits.memory_bytes,
         }
     }
 }

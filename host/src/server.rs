@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::generation::Generation;
 use crate::invoke::CallError;
 use crate::manifest::{method_from_http, method_str, role_str};
-use crate::metrics::RouteLabels;
+use crate::metrics::{Fault, Metrics, RouteLabels};
 use crate::routes::{Miss, split_path};
 use crate::state::AppState;
 
@@ -95,29 +95,19 @@ impl Server {
     /// Serve until `shutdown` completes, then stop accepting and give in-flight requests the configured
     /// grace period to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let grace = self.state.config().shutdown_grace();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!(
-                grace_ms = grace.as_millis() as u64,
-                "shutting down: finishing in-flight requests"
-            );
-            let _ = started_tx.send(());
-        };
-        // Peer addresses feed the admin API's loopback rule.
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
-        let grace_over = async move {
-            match started_rx.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = serve.into_future() => result.context("server failed")?,
-            () = grace_over => tracing::warn!("grace period over: exiting with requests still in flight"),
-        }
+        let config = self.state.config();
+        let (header_timeout, grace) = (
+            config.limits.client_header_timeout(),
+            config.shutdown_grace(),
+        );
+        crate::listener::serve(
+            self.listener,
+            router(self.state),
+            header_timeout,
+            grace,
+            shutdown,
+        )
+        .await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -240,14 +230,14 @@ pub(crate) fn error_response(status: StatusCode, message: &str, request_id: &str
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let flight = state.current().enter();
     let generation = flight.generation();
-    let mut response = dispatch_on(generation, req).await;
+    let mut response = dispatch_on(&state.metrics, generation, req).await;
     let id = HeaderValue::from(generation.id);
     response.headers_mut().insert("x-generation", id);
     response
 }
 
 /// Route a request to the plugin that serves it, call it, and turn its answer into HTTP.
-async fn dispatch_on(generation: &Generation, req: Request) -> Response {
+async fn dispatch_on(metrics: &Metrics, generation: &Generation, req: Request) -> Response {
     let request_id = request_id_of(&req);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
@@ -299,13 +289,14 @@ async fn dispatch_on(generation: &Generation, req: Request) -> Response {
         plugin: plugin.manifest.name.clone(),
         route: route.path.to_string(),
     };
-    let mut response = call_plugin(generation, found, &parts, body, &request_id).await;
+    let mut response = call_plugin(metrics, generation, found, &parts, body, &request_id).await;
     response.extensions_mut().insert(labels);
     response
 }
 
 /// Everything after routing: role check, body, pool permit, the call, and the plugin's answer.
 async fn call_plugin(
+    metrics: &Metrics,
     generation: &Generation,
     found: crate::routes::Match<'_>,
     parts: &axum::http::request::Parts,
@@ -348,7 +339,19 @@ async fn call_plugin(
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
-    let body = match Limited::new(body, limit).collect().await {
+    let body_timeout = generation.limits.client_body_timeout();
+    let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "request body not received within {} ms",
+                body_timeout.as_millis()
+            ),
+            request_id,
+        );
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return too_large(),
         Err(_) => {
@@ -360,10 +363,22 @@ async fn call_plugin(
         }
     };
 
-    let Ok(_permit) = generation.instances.clone().try_acquire_owned() else {
+    // One permit from the generation's pool and, if the plugin has its own cap, one from that.
+    let permits = (
+        generation.instances.clone().try_acquire_owned(),
+        plugin
+            .permits
+            .as_ref()
+            .map(|p| p.clone().try_acquire_owned()),
+    );
+    let (Ok(pool_permit), plugin_permit @ (None | Some(Ok(_)))) = permits else {
+        metrics.observe_fault(&plugin.manifest.name, Fault::Busy);
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "all plugin instances are busy; retry shortly",
+            &format!(
+                "all instances of plugin {} are busy; retry shortly",
+                plugin.manifest.name
+            ),
             request_id,
         );
         response
@@ -404,22 +419,30 @@ async fn call_plugin(
         },
     };
 
-    let timeout = generation.limits.request_timeout();
+    let timeout = plugin.limits.request_timeout;
     let outcome = generation
         .callable(found.target.plugin)
         .handle(&request, timeout)
         .await;
-    let name = &plugin.manifest.name;
+    // The instance is gone: give its slots back before the response is built.
+    drop((pool_permit, plugin_permit));
+    let (name, version) = (&plugin.manifest.name, &plugin.manifest.version);
+    let fault = |fault: Fault, status: StatusCode, message: &str| {
+        metrics.observe_fault(name, fault);
+        error_response(status, message, request_id)
+    };
+    let failed = format!("plugin {name} failed; the log has details under request id {request_id}");
     match outcome {
         Ok(Ok(response)) => {
             match plugin_response(response, generation.limits.max_response_body_bytes) {
                 Ok(response) => response,
                 Err(reason) => {
-                    tracing::warn!(plugin = %name, %reason, "plugin returned an invalid response");
-                    error_response(
+                    tracing::warn!(plugin = %name, %version, %reason, "plugin returned an invalid response");
+                    let message = format!("plugin {name} returned an invalid response");
+                    fault(
+                        Fault::InvalidResponse,
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("plugin {name} returned an invalid response"),
-                        request_id,
+                        &message,
                     )
                 }
             }
@@ -432,23 +455,26 @@ async fn call_plugin(
             error_response(status, &error.message, request_id)
         }
         Err(CallError::Timeout(limit)) => {
-            tracing::warn!(plugin = %name, timeout_ms = limit.as_millis() as u64, "plugin call timed out");
-            error_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!(
-                    "plugin {name} did not answer within {} ms",
-                    limit.as_millis()
-                ),
-                request_id,
+            let timeout_ms = limit.as_millis() as u64;
+            tracing::warn!(plugin = %name, %version, timeout_ms, "plugin call interrupted at its deadline");
+            let message = format!("plugin {name} did not answer within {timeout_ms} ms");
+            fault(Fault::Timeout, StatusCode::GATEWAY_TIMEOUT, &message)
+        }
+        Err(CallError::MemoryLimit { cap, detail }) => {
+            tracing::warn!(plugin = %name, %version, cap_bytes = cap, %detail, "plugin hit its memory cap");
+            fault(
+                Fault::MemoryLimit,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &failed,
             )
         }
-        Err(e) => {
-            tracing::error!(plugin = %name, error = %e, "plugin call failed");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("plugin {name} failed; the log has details under request id {request_id}"),
-                request_id,
-            )
+        Err(CallError::Trap(detail)) => {
+            tracing::error!(plugin = %name, %version, %detail, "plugin trapped");
+            fault(Fault::Trap, StatusCode::INTERNAL_SERVER_ERROR, &failed)
+        }
+        Err(CallError::Failed(detail)) => {
+            tracing::error!(plugin = %name, %version, %detail, "plugin call failed");
+            fault(Fault::Failed, StatusCode::INTERNAL_SERVER_ERROR, &failed)
         }
     }
 }

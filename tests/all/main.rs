@@ -2,6 +2,7 @@
 //! `make test` builds the plugins and fixtures these tests load.
 
 mod check;
+mod faults;
 mod reload;
 mod serve;
 mod startup;

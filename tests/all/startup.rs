@@ -219,3 +219,48 @@ async fn sighup_reloads_the_plugins_directory() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_panic_goes_to_the_log_with_plugin_and_version_never_to_the_client() {
+    let data = tempfile::tempdir().unwrap();
+    let plugins = plugin_host_tests::plugins_dir_with(&[&fixture("faults.wasm")]);
+    let host = HostProcess::serve(&[
+        "--plugins",
+        plugins.path().to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let response = reqwest::get(format!("http://{}/faults/panic", host.addr))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("on purpose") && body.contains(&id), "{body}");
+
+    host.terminate();
+    let (status, stderr) = host.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    let panic_line = stderr
+        .lines()
+        .find(|l| l.contains("plugin panicked: ") && l.contains("panics on purpose"))
+        .unwrap_or_else(|| panic!("no panic message in the log:\n{stderr}"));
+    assert!(
+        panic_line.contains("plugin=faults") && panic_line.contains(&id),
+        "{panic_line}"
+    );
+    let trap_line = stderr
+        .lines()
+        .find(|l| l.contains("plugin trapped"))
+        .unwrap_or_else(|| panic!("no trap line in the log:\n{stderr}"));
+    assert!(
+        trap_line.contains("plugin=faults") && trap_line.contains("version=0.1.0"),
+        "{trap_line}"
+    );
+}

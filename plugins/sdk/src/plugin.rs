@@ -110,6 +110,20 @@ impl Plugin {
     /// Run the handler of the route the host matched.
     #[doc(hidden)]
     pub fn dispatch(self, request: wit::Request) -> Result<wit::Response, wit::Error> {
+        // A panic aborts the instance (panic = "abort"); log its message first so the host's log says why.
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload_as_str()
+                .unwrap_or("(a panic without a message)");
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            crate::log::log(
+                crate::log::Level::Error,
+                &format!("plugin panicked: {message}{at}"),
+            );
+        }));
         let index = self
             .manifest
             .routes

@@ -22,6 +22,11 @@ impl Response {
         Ok(Self::with_body(wit::Body::Json(text)))
     }
 
+    /// 200 with JSON text the plugin already has (the host checks that it parses).
+    pub fn json_text(text: String) -> Self {
+        Self::with_body(wit::Body::Json(text))
+    }
+
     /// 200 with a `text/plain` body.
     pub fn text(text: impl Into<String>) -> Self {
         Self::with_body(wit::Body::Text(text.into()))

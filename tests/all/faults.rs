@@ -1,0 +1,254 @@
+//! Sandbox limits: each misbehaving route of the `faults` fixture costs only its own request — the right
+//! status within a bound — while a stream of `hello` requests keeps succeeding; limits are per plugin;
+//! slow clients are cut off.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use plugin_host_tests::{TestServer, deploy, example, fixture};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// hello + faults, with the faults plugin on a 1 s deadline and a 40 MiB memory cap (its huge response
+/// needs 16 MiB; the memory bomb hits the cap).
+async fn server(
+    adjust: impl FnOnce(&mut plugin_host::config::Config),
+) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    deploy(dir.path(), &example("hello"), "hello.wasm");
+    deploy(dir.path(), &fixture("faults.wasm"), "faults.wasm");
+    let path = dir.path().to_owned();
+    let server = TestServer::start(move |c| {
+        c.plugins_dir = path;
+        let faults = c.plugins.entry("faults".into()).or_default();
+        faults.request_timeout_ms = Some(1000);
+        faults.instance_memory_bytes = Some(40 << 20);
+        adjust(c);
+    })
+    .await;
+    (server, dir)
+}
+
+/// Requests `/hello/stream` until stopped; every one must be a 200. Returns how many were made.
+fn hello_stream(server: &TestServer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u32> {
+    let client = server.client.clone();
+    let url = server.url("/hello/stream");
+    tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "hello failed during the fault storm"
+            );
+            n += 1;
+        }
+        n
+    })
+}
+
+async fn faults_metric(server: &TestServer, kind: &str) -> u64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = format!("plugin_host_plugin_faults_total{{plugin=\"faults\",kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_gets_its_status_while_others_are_served() {
+    let (server, _dir) = server(|_| {}).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = hello_stream(&server, stop.clone());
+
+    // (route, status, bound, fault kind counted)
+    let cases = [
+        (
+            "/faults/loop",
+            StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(2),
+            "timeout",
+        ),
+        (
+            "/faults/slow",
+            StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(2),
+            "timeout",
+        ),
+        (
+            "/faults/memory",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(2),
+            "memory_limit",
+        ),
+        (
+            "/faults/recursion",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(2),
+            "trap",
+        ),
+        (
+            "/faults/panic",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(2),
+            "trap",
+        ),
+        (
+            "/faults/huge",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(2),
+            "invalid_response",
+        ),
+        (
+            "/faults/malformed-json",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(1),
+            "invalid_response",
+        ),
+        (
+            "/faults/malformed-status",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(1),
+            "invalid_response",
+        ),
+        (
+            "/faults/malformed-header",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(1),
+            "invalid_response",
+        ),
+    ];
+    for (route, status, bound, kind) in cases {
+        let before = faults_metric(&server, kind).await;
+        let started = Instant::now();
+        let response = server.client.get(server.url(route)).send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(response.status(), status, "{route}");
+        assert!(took < bound, "{route} took {took:?}, bound {bound:?}");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["request_id"], id.as_str(), "{route}: {body}");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("faults"), "{route}: {message}");
+        for secret in [
+            "panics on purpose",
+            "wasm backtrace",
+            "unreachable",
+            "stack",
+        ] {
+            assert!(
+                !message.contains(secret),
+                "{route} leaked {secret:?}: {message}"
+            );
+        }
+        assert_eq!(
+            faults_metric(&server, kind).await,
+            before + 1,
+            "{route} counted as {kind}"
+        );
+    }
+    // The deadline is the plugin's override (1 s), not the global 5 s.
+    let started = Instant::now();
+    assert_eq!(
+        server.get_json("/faults/loop").await.0,
+        StatusCode::GATEWAY_TIMEOUT
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "interrupted before its deadline"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    assert!(stream.await.unwrap() > 0);
+    // Nothing is left running, and the plugin still works.
+    assert_eq!(server.state.current().in_flight(), 0);
+    assert_eq!(server.get_json("/faults/ok").await.0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_instance_cap_answers_503_fast_and_spares_other_plugins() {
+    let (server, _dir) =
+        server(|c| c.plugins.get_mut("faults").unwrap().max_instances = Some(1)).await;
+    let client = server.client.clone();
+    let url = server.url("/faults/slow");
+    let slow = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    while server.state.current().in_flight() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let response = server
+        .client
+        .get(server.url("/faults/ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "503 must not queue"
+    );
+    assert_eq!(server.get_json("/hello/x").await.0, StatusCode::OK);
+    assert_eq!(slow.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(server.get_json("/faults/ok").await.0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    let (server, _dir) = server(|c| {
+        c.limits.client_header_timeout_ms = 300;
+        c.limits.client_body_timeout_ms = 300;
+    })
+    .await;
+
+    // Headers that never finish: the connection is closed soon after the header timeout.
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /hello/x HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stalled.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "a client stalling its headers kept its connection"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // A body that never finishes: 408 after the body timeout, before any plugin runs.
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"GET /hello/x HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\nonly a little",
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), stalled.read(&mut buf))
+        .await
+        .expect("no answer to a stalled body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+
+    // Meanwhile everyone else is served.
+    assert_eq!(server.get_json("/hello/x").await.0, StatusCode::OK);
+    server.stop().await;
+}
