@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{TestServer, deploy, example, fixture};
+use plugin_host_tests::{TestServer, deploy, example, fixture, json_error, request_stream};
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// hello + faults, with the faults plugin on a 1 s deadline and a 40 MiB memory cap (its huge response
@@ -31,25 +30,6 @@ async fn server(
     (server, dir)
 }
 
-/// Requests `/hello/stream` until stopped; every one must be a 200. Returns how many were made.
-fn hello_stream(server: &TestServer, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u32> {
-    let client = server.client.clone();
-    let url = server.url("/hello/stream");
-    tokio::spawn(async move {
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let response = client.get(&url).send().await.unwrap();
-            assert_eq!(
-                response.status(),
-                StatusCode::OK,
-                "hello failed during the fault storm"
-            );
-            n += 1;
-        }
-        n
-    })
-}
-
 async fn faults_metric(server: &TestServer, kind: &str) -> u64 {
     let text = server
         .client
@@ -70,7 +50,7 @@ async fn faults_metric(server: &TestServer, kind: &str) -> u64 {
 async fn every_fault_gets_its_status_while_others_are_served() {
     let (server, _dir) = server(|_| {}).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let stream = hello_stream(&server, stop.clone());
+    let stream = request_stream(&server, "/hello/stream", stop.clone());
 
     // (route, status, bound, fault kind counted)
     let cases = [
@@ -134,15 +114,9 @@ async fn every_fault_gets_its_status_while_others_are_served() {
         let started = Instant::now();
         let response = server.client.get(server.url(route)).send().await.unwrap();
         let took = started.elapsed();
-        assert_eq!(response.status(), status, "{route}");
         assert!(took < bound, "{route} took {took:?}, bound {bound:?}");
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["request_id"], id.as_str(), "{route}: {body}");
-        let message = body["error"].as_str().unwrap();
+        let (got, message) = json_error(response).await;
+        assert_eq!(got, status, "{route}");
         assert!(message.contains("faults"), "{route}: {message}");
         for secret in [
             "panics on purpose",

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{TestServer, deploy, example, fixture, source_fixture};
+use plugin_host_tests::{TestServer, deploy, example, fixture, request_stream, source_fixture};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -347,21 +347,9 @@ async fn no_request_fails_because_of_reloads() {
     ])
     .await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let client = server.client.clone();
-        let url = server.url("/soak");
-        let stop = stop.clone();
-        clients.push(tokio::spawn(async move {
-            let mut answered = 0_u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let response = client.get(&url).send().await.unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                answered += 1;
-            }
-            answered
-        }));
-    }
+    let clients: Vec<_> = (0..4)
+        .map(|_| request_stream(&server, "/soak", stop.clone()))
+        .collect();
     for i in 0..10 {
         let source = if i % 2 == 0 {
             "soak-b.wasm"

@@ -168,6 +168,41 @@ impl TestServer {
     }
 }
 
+/// Read a host error response: checks that its JSON body carries the same request id as its
+/// `x-request-id` header, and returns the status and the error message.
+pub async fn json_error(response: reqwest::Response) -> (reqwest::StatusCode, String) {
+    let status = response.status();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["request_id"], id.as_str(), "{body}");
+    (
+        status,
+        body["error"].as_str().expect("an error message").to_owned(),
+    )
+}
+
+/// Request `path` over and over until `stop` is set; every answer must be a 200. Returns the count.
+pub fn request_stream(
+    server: &TestServer,
+    path: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u32> {
+    let client = server.client.clone();
+    let url = server.url(path);
+    tokio::spawn(async move {
+        let mut answered = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
+            answered += 1;
+        }
+        answered
+    })
+}
+
 /// The `plugin-host` binary running as a child process.
 pub struct HostProcess {
     pub child: Child,
