@@ -206,6 +206,12 @@ async fn slow_clients_are_cut_off() {
     );
     assert!(started.elapsed() >= Duration::from_millis(250));
 
+    // A connection that never sends anything is closed as well.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "a silent client kept its connection");
+
     // A body that never finishes: 408 after the body timeout, before any plugin runs.
     let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     stalled
