@@ -66,6 +66,7 @@ pub struct AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     pub request_timeout_ms: u64,
+    pub deadlines: bool,
     pub client_header_timeout_ms: u64,
     pub client_body_timeout_ms: u64,
     pub max_request_body_bytes: usize,
@@ -107,6 +108,8 @@ pub struct PluginSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginLimits {
     pub request_timeout: Duration,
+    /// Whether the deadline is enforced at all (`limits.deadlines`).
+    pub deadlines: bool,
     pub memory_bytes: usize,
     pub max_instances: Option<u32>,
 }
@@ -234,6 +237,7 @@ impl Config {
                     .and_then(|s| s.request_timeout_ms)
                     .unwrap_or(self.limits.request_timeout_ms),
             ),
+            deadlines: self.limits.deadlines,
             memory_bytes: settings
                 .and_then(|s| s.instance_memory_bytes)
                 .unwrap_or(self.limits.instance_memory_bytes),

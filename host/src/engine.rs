@@ -38,14 +38,16 @@ pub fn new_engine(limits: &Limits) -> Result<Engine> {
     let mut config = WasmConfig::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .epoch_interruption(true)
+        .epoch_interruption(limits.deadlines)
         .max_wasm_stack(limits.wasm_stack_bytes)
         .async_stack_size(limits.wasm_stack_bytes + (256 << 10))
         .wasm_component_model(true);
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the wasmtime engine")?;
-    start_ticker(&engine)?;
+    if limits.deadlines {
+        start_ticker(&engine)?;
+    }
     Ok(engine)
 }
 

@@ -117,7 +117,7 @@ fn new_store(
     config: &Arc<BTreeMap<String, String>>,
     request_id: &str,
     memory_bytes: usize,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Store<HostState> {
     let state = HostState {
         plugin: plugin.clone(),
@@ -132,16 +132,18 @@ fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
-    let deadline = Instant::now() + timeout;
-    // At every epoch tick: past the deadline, interrupt; otherwise yield to tokio and carry on.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Err(wasmtime::Error::new(DeadlineExceeded))
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
+    if let Some(timeout) = timeout {
+        let deadline = Instant::now() + timeout;
+        // At every epoch tick: past the deadline, interrupt; otherwise yield to tokio and carry on.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+    }
     store
 }
 
@@ -152,6 +154,8 @@ pub struct Callable<'a> {
     pub identity: &'a Arc<PluginIdentity>,
     pub config: &'a Arc<BTreeMap<String, String>>,
     pub memory_bytes: usize,
+    /// Whether calls are interrupted at their deadline (the Engine has epoch interruption).
+    pub deadlines: bool,
 }
 
 impl Callable<'_> {
@@ -198,7 +202,7 @@ impl Callable<'_> {
             self.config,
             request_id,
             self.memory_bytes,
-            timeout,
+            self.deadlines.then_some(timeout),
         )
     }
 }

@@ -154,6 +154,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         identity: &unnamed,
         config: &no_config,
         memory_bytes: cx.config.limits.instance_memory_bytes,
+        deadlines: cx.config.limits.deadlines,
     }
     .describe(DESCRIBE_TIMEOUT)
     .await
@@ -189,6 +190,7 @@ impl LoadedPlugin {
             identity: &self.identity,
             config: &self.config,
             memory_bytes: self.limits.memory_bytes,
+            deadlines: self.limits.deadlines,
         }
     }
 }
