@@ -94,7 +94,7 @@ fn main() {
     let (on_m, off_m) = (median(on.clone()), median(off.clone()));
     println!("| hello, c{CONNECTIONS}, {SECONDS} s x {ROUNDS} rounds | median req/s | runs |");
     println!("|---|---|---|");
-    println!("| deadlines on (epoch interruption, 10 ms ticker) | {on_m:.0} | {on:.0?} |");
+    println!("| deadlines on (epoch interruption, 1 ms ticker) | {on_m:.0} | {on:.0?} |");
     println!("| deadlines off | {off_m:.0} | {off:.0?} |");
     println!("| on / off | {:.3} | |", on_m / off_m);
     std::fs::remove_dir_all(&dir).ok();

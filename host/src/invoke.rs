@@ -99,15 +99,25 @@ fn classify(err: wasmtime::Error, timeout: Duration, store: &Store<HostState>) -
     } else if limits.hit {
         CallError::MemoryLimit {
             cap: limits.memory_bytes,
-            detail: format!("{err:#}"),
+            detail: one_line(&err),
         }
     } else if err.is::<Trap>() {
         // `{:#}` gives the trap and its wasm backtrace for the log (the client never sees it), without
         // resolving a native backtrace: with RUST_BACKTRACE set that took ~0.3 s per trap.
-        CallError::Trap(format!("{err:#}"))
+        CallError::Trap(one_line(&err))
     } else {
-        CallError::Failed(format!("{err:#}"))
+        CallError::Failed(one_line(&err))
     }
+}
+
+/// The error chain (for a trap: the trap and its wasm backtrace) on one log line.
+fn one_line(err: &wasmtime::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// A fresh store for one call of the plugin, interrupted once `timeout` has passed.

@@ -1,6 +1,6 @@
-//! Talking to the host outside the load: the admin API (reload, live generations), which build of the
-//! soak plugin answers, and swapping that build in the plugins directory (copy to a hidden name, then
-//! an atomic rename, as an operator deploys).
+//! Talking to the host outside the load: the admin API (reload, live generations), `GET /metrics`,
+//! which build of the soak plugin answers, and swapping that build in the plugins directory (copy to a
+//! hidden name, then an atomic rename, as an operator deploys).
 
 use std::path::{Path, PathBuf};
 
@@ -10,10 +10,9 @@ use serde_json::Value;
 
 const GENERATIONS_PATH: &str = "/admin/api/generations";
 const RELOAD_PATH: &str = "/admin/api/reload";
+const METRICS_PATH: &str = "/metrics";
 /// The file name the soak plugin has in the host's plugins directory.
 const PLUGIN_FILE: &str = "soak.wasm";
-/// Hidden (so ignored by the host) name the next build is copied to before the rename.
-const STAGING_FILE: &str = ".soak.wasm.tmp";
 
 /// The admin side of one host.
 #[derive(Clone)]
@@ -63,11 +62,17 @@ impl Fixtures {
 
 /// Put `build` in place as the soak plugin: copy to the hidden staging name, then rename over it.
 pub(crate) async fn install_plugin(plugins_dir: &Path, build: &Path) -> Result<()> {
-    let staging = plugins_dir.join(STAGING_FILE);
+    install_as(plugins_dir, build, PLUGIN_FILE).await
+}
+
+/// Put `build` in place as `plugins_dir/file`: copy to `.file.tmp` (hidden, so ignored by the host),
+/// then rename over `file`.
+pub(crate) async fn install_as(plugins_dir: &Path, build: &Path, file: &str) -> Result<()> {
+    let staging = plugins_dir.join(format!(".{file}.tmp"));
     tokio::fs::copy(build, &staging)
         .await
         .with_context(|| format!("copying {} to {}", build.display(), staging.display()))?;
-    tokio::fs::rename(&staging, plugins_dir.join(PLUGIN_FILE))
+    tokio::fs::rename(&staging, plugins_dir.join(file))
         .await
         .with_context(|| format!("renaming {} into place", staging.display()))
 }
@@ -109,6 +114,19 @@ impl Admin {
             .with_context(|| format!("POST {RELOAD_PATH}"))?;
         let body = json_ok(response, RELOAD_PATH).await?;
         parse_reload(&body).with_context(|| format!("POST {RELOAD_PATH}: unexpected answer {body}"))
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub(crate) async fn metrics_text(&self) -> Result<String> {
+        let response = self.get(METRICS_PATH).await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("{METRICS_PATH} answered {status}");
+        }
+        response
+            .text()
+            .await
+            .with_context(|| format!("{METRICS_PATH}: reading the body"))
     }
 
     /// Which build answers `GET /soak` now: its `variant` field.

@@ -1,5 +1,5 @@
-//! The samples as CSV (one header row, one row per sample; an unknown value is an empty cell) and the
-//! UTC date used in titles and the benchmarks row.
+//! The samples as CSV (one header row, one row per sample; an unknown value is an empty cell; faults
+//! mode adds fault columns at the end) and the UTC date used in titles and the benchmarks row.
 
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,16 +8,35 @@ use crate::sampler::Sample;
 
 const HEADER: &str = "requests,elapsed_s,rss_bytes,rss_mib,live_generations,interval_requests,\
 p50_us,p99_us,max_us,reloads_ok,reloads_failed,errors";
+/// Appended in faults mode (the latency columns before them are then those of good requests).
+const FAULT_HEADER: &str =
+    ",fault_requests,fault_interval_requests,fault_p50_us,fault_p99_us,fault_max_us";
 
-/// The whole CSV document.
-pub(crate) fn render(samples: &[Sample]) -> String {
+/// The whole CSV document; `faults` adds the fault columns.
+pub(crate) fn render(samples: &[Sample], faults: bool) -> String {
     let mut csv = String::from(HEADER);
+    if faults {
+        csv.push_str(FAULT_HEADER);
+    }
     csv.push('\n');
     for sample in samples {
         csv.push_str(&row(sample));
+        if faults {
+            csv.push_str(&fault_cells(sample));
+        }
         csv.push('\n');
     }
     csv
+}
+
+/// `,fault_requests,fault_interval_requests,p50,p99,max` of one sample.
+fn fault_cells(s: &Sample) -> String {
+    let latency = s.fault_latency.unwrap_or_default();
+    let mut cells = format!(",{},{}", s.fault_requests, latency.count);
+    for value in [latency.p50, latency.p99, latency.max] {
+        let _ = write!(cells, ",{}", cell(s.fault_latency.map(|_| value)));
+    }
+    cells
 }
 
 fn row(s: &Sample) -> String {
@@ -98,6 +117,8 @@ mod tests {
                 reloads_ok: 0,
                 reloads_failed: 0,
                 errors: 0,
+                fault_requests: 0,
+                fault_latency: None,
             },
             Sample {
                 requests: 5000,
@@ -113,11 +134,26 @@ mod tests {
                 reloads_ok: 5,
                 reloads_failed: 0,
                 errors: 1,
+                fault_requests: 1250,
+                fault_latency: Some(Percentiles {
+                    count: 1250,
+                    p50: 900,
+                    p99: 101_000,
+                    max: 112_000,
+                }),
             },
         ];
-        let lines: Vec<String> = render(&samples).lines().map(str::to_owned).collect();
+        let lines: Vec<String> = render(&samples, false).lines().map(str::to_owned).collect();
         assert_eq!(lines[0].split(',').count(), 12);
         assert_eq!(lines[1], "0,0.000,2097152,2.00,,0,,,,0,0,0");
         assert_eq!(lines[2], "5000,1.250,,,2,5000,10,20,30,5,0,1");
+        let faults: Vec<String> = render(&samples, true).lines().map(str::to_owned).collect();
+        assert_eq!(faults[0].split(',').count(), 17);
+        assert!(faults[0].starts_with(&lines[0]));
+        assert_eq!(faults[1], "0,0.000,2097152,2.00,,0,,,,0,0,0,0,0,,,");
+        assert_eq!(
+            faults[2],
+            format!("{},1250,1250,900,101000,112000", lines[2])
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The load driver: C worker tasks share one keep-alive client and an atomic ticket counter up to N,
 //! count outcomes, record latencies into the current interval's histogram, and on crossing a multiple
 //! of M (reload) or K (sample) hand the completed count to the reload coordinator or the sampler,
-//! which do their work off the request path.
+//! which do their work off the request path. In faults mode the tickets the schedule picks go to a
+//! fault route instead, and count into the fault tally (their latencies apart from the good ones).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -11,13 +12,16 @@ use reqwest::{Client, StatusCode};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::faults::{FaultTally, FaultTargets};
 use crate::latency::Histogram;
 
 /// What the workers do.
 #[derive(Debug, Clone)]
 pub(crate) struct LoadPlan {
-    /// Full URL every worker requests.
+    /// Full URL of a good request.
     pub(crate) url: String,
+    /// Faults mode: which tickets go to which fault route instead.
+    pub(crate) faults: Option<FaultTargets>,
     pub(crate) requests: u64,
     pub(crate) concurrency: usize,
     pub(crate) reload_every: u64,
@@ -38,7 +42,10 @@ pub(crate) struct Progress {
     reloads_missed: AtomicU64,
     samples_missed: AtomicU64,
     timed_out: AtomicBool,
+    /// Latencies of good requests (all requests outside faults mode) since the last sample.
     interval: Mutex<Histogram>,
+    /// What the fault requests got (faults mode).
+    pub(crate) faults: FaultTally,
 }
 
 /// A copy of the counters at one moment.
@@ -99,16 +106,17 @@ impl Progress {
         counter.fetch_add(1, Relaxed);
     }
 
-    /// Whether one more request may be issued; false once N were issued or time ran out.
-    fn take_ticket(&self, plan: &LoadPlan, deadline: Instant) -> bool {
+    /// The number (0-based) of the next request to issue; `None` once N were issued or time ran out.
+    fn take_ticket(&self, plan: &LoadPlan, deadline: Instant) -> Option<u64> {
         if self.timed_out.load(Relaxed) {
-            return false;
+            return None;
         }
         if Instant::now() >= deadline {
             self.timed_out.store(true, Relaxed);
-            return false;
+            return None;
         }
-        self.issued.fetch_add(1, Relaxed) < plan.requests
+        let ticket = self.issued.fetch_add(1, Relaxed);
+        (ticket < plan.requests).then_some(ticket)
     }
 
     /// Count a finished request; returns how many requests are complete now (this one included).
@@ -172,26 +180,53 @@ struct Worker {
 
 impl Worker {
     async fn run(self) {
-        while self.progress.take_ticket(&self.plan, self.deadline) {
-            let started = Instant::now();
-            let outcome = self.request().await;
-            let latency = (!matches!(outcome, Outcome::Transport)).then(|| started.elapsed());
-            let done = self.progress.complete(outcome, latency);
+        while let Some(ticket) = self.progress.take_ticket(&self.plan, self.deadline) {
+            let fault = self.plan.faults.as_ref().and_then(|f| f.target(ticket));
+            let done = match fault {
+                Some((index, url)) => self.fault(index, url).await,
+                None => self.good().await,
+            };
             self.announce(done);
         }
     }
 
-    /// One GET, the body read to the end (so the connection is reused).
-    async fn request(&self) -> Outcome {
-        let Ok(response) = self.client.get(&self.plan.url).send().await else {
-            return Outcome::Transport;
+    /// A good request: 200 expected. Returns the completed count.
+    async fn good(&self) -> u64 {
+        let started = Instant::now();
+        let status = self.request(&self.plan.url).await;
+        let latency = status.is_some().then(|| started.elapsed());
+        let outcome = match status {
+            None => Outcome::Transport,
+            Some(StatusCode::OK) => Outcome::Ok,
+            Some(_) => Outcome::BadStatus,
         };
-        let status = response.status();
-        match response.bytes().await {
-            Err(_) => Outcome::Transport,
-            Ok(_) if status == StatusCode::OK => Outcome::Ok,
-            Ok(_) => Outcome::BadStatus,
+        if self.plan.faults.is_some() && !matches!(outcome, Outcome::Ok) {
+            let status = status.map(|s| s.as_u16());
+            self.progress.faults.good_error(status);
         }
+        self.progress.complete(outcome, latency)
+    }
+
+    /// A request to fault route `index`: its expected status counts as ok, anything else (a 503
+    /// included) as a bad status. Its latency goes to the fault tally. Returns the completed count.
+    async fn fault(&self, index: usize, url: &str) -> u64 {
+        let started = Instant::now();
+        let status = self.request(url).await.map(|s| s.as_u16());
+        let latency = status.is_some().then(|| started.elapsed());
+        let expected = self.progress.faults.record(index, status, latency);
+        let outcome = match status {
+            None => Outcome::Transport,
+            Some(_) if expected => Outcome::Ok,
+            Some(_) => Outcome::BadStatus,
+        };
+        self.progress.complete(outcome, None)
+    }
+
+    /// One GET, the body read to the end (so the connection is reused); `None` on a transport error.
+    async fn request(&self, url: &str) -> Option<StatusCode> {
+        let response = self.client.get(url).send().await.ok()?;
+        let status = response.status();
+        response.bytes().await.ok().map(|_| status)
     }
 
     /// Wake the sampler when `done` is a multiple of K, and the reload coordinator one request after
@@ -223,6 +258,7 @@ mod tests {
     fn plan(requests: u64) -> LoadPlan {
         LoadPlan {
             url: String::new(),
+            faults: None,
             requests,
             concurrency: 1,
             reload_every: 0,
@@ -236,11 +272,11 @@ mod tests {
         let progress = Progress::default();
         let later = Instant::now() + Duration::from_secs(60);
         let issued = (0..10)
-            .filter(|_| progress.take_ticket(&plan(3), later))
-            .count();
-        assert_eq!(issued, 3);
+            .filter_map(|_| progress.take_ticket(&plan(3), later))
+            .collect::<Vec<_>>();
+        assert_eq!(issued, [0, 1, 2]);
         let fresh = Progress::default();
-        assert!(!fresh.take_ticket(&plan(3), Instant::now()));
+        assert!(fresh.take_ticket(&plan(3), Instant::now()).is_none());
         assert!(fresh.snapshot().timed_out);
     }
 

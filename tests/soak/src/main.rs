@@ -4,21 +4,29 @@
 //! OUT/soak-MODE.svg and a summary. Exit 0 only if no request or reload failed, live generations
 //! returned to 1 after the load, and the final RSS is within the tolerance of the warm RSS.
 //!
+//! `--mode faults` is a fault storm: the `faults` fixture plugin is installed beside `soak`, and F of
+//! the N requests go to its misbehaving routes (see src/faults.rs), each checked for its status; the
+//! run also needs the host's in-flight gauge back at 0 and its fault counters to match the answers.
+//!
 //! From the repository root, after `make build` (host + fixtures):
 //!
 //! ```sh
 //! cargo run --release --manifest-path tests/soak/Cargo.toml --target-dir target/soak-dev -- --help
 //! soak                                          # the `make soak` defaults, about 2 minutes
 //! soak --requests 1000000 --reload-every 1000   # the issue's target run
+//! soak --mode faults                            # 10,000 faults among 40,000 requests
 //! taskset -c 1 soak --pin-host 0                # tool on CPU 1, host on CPU 0
 //! ```
 
 mod admin;
 mod args;
 mod csv;
+mod faults;
+mod faults_report;
 mod host;
 mod latency;
 mod load;
+mod metrics;
 mod reload;
 mod report;
 mod sampler;
@@ -34,8 +42,10 @@ use clap::Parser;
 use reqwest::Client;
 use tokio::sync::mpsc;
 
-use admin::{Admin, Fixtures, install_plugin};
-use args::Args;
+use admin::{Admin, Fixtures, install_as, install_plugin};
+use args::{Args, Mode};
+use faults::{FaultTargets, Schedule};
+use faults_report::FaultsResult;
 use host::{Host, HostCommand};
 use load::{LoadPlan, Progress, Triggers, spawn_workers};
 use reload::{Coordinator, ReloadLog};
@@ -78,7 +88,7 @@ async fn run(args: Args) -> Result<Vec<String>> {
     }
     host::ensure_built(&args.host_bin)?;
     let fixtures = Fixtures::find(&args.fixtures)?;
-    let run_dir = prepare_run_dir(&args.out, &fixtures).await?;
+    let run_dir = prepare_run_dir(&args, &fixtures).await?;
     let host = Host::start(HostCommand {
         bin: &args.host_bin,
         plugins_dir: &run_dir.join("plugins"),
@@ -114,10 +124,17 @@ struct Measured {
     progress: Arc<Progress>,
     reloads: ReloadLog,
     drained_to: Option<u64>,
+    /// Faults mode: `GET /metrics` after the drain.
+    metrics: Option<Result<metrics::HostMetrics, String>>,
 }
 
 impl Measured {
     fn into_result(self, args: Args, host: host::Stopped) -> RunResult {
+        let faults = self.metrics.map(|metrics| FaultsResult {
+            counts: self.progress.faults.snapshot(),
+            latency: self.sampler.fault_total.percentiles(),
+            metrics,
+        });
         RunResult {
             date: csv::utc_now(),
             total: self.sampler.total.percentiles(),
@@ -131,6 +148,7 @@ impl Measured {
             sample_failure_messages: self.sampler.failure_messages,
             host,
             args,
+            faults,
         }
     }
 }
@@ -146,6 +164,7 @@ async fn drive(
 ) -> Result<Measured> {
     let admin = Admin::new(client.clone(), host.base_url());
     check_admin(&admin).await?;
+    let metrics_admin = admin.clone();
     let progress = Arc::new(Progress::default());
     let mut sampler = Sampler::new(host.rss_probe(), admin.clone(), progress.clone());
     sampler.take(0).await;
@@ -183,6 +202,14 @@ async fn drive(
     };
     let mut sampler = sampler_task.await.context("the sampler panicked")?;
     let drained_to = sampler.wait_for_drain(DRAIN_LIMIT).await;
+    let metrics = match args.mode {
+        Mode::Faults => Some(
+            metrics::wait_for_idle(&metrics_admin, "faults", DRAIN_LIMIT)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        _ => None,
+    };
     sampler.take(progress.snapshot().completed).await;
     Ok(Measured {
         sampler,
@@ -190,6 +217,7 @@ async fn drive(
         progress,
         reloads,
         drained_to,
+        metrics,
     })
 }
 
@@ -204,8 +232,11 @@ async fn check_admin(admin: &Admin) -> Result<()> {
 }
 
 fn load_plan(args: &Args, base_url: &str) -> LoadPlan {
+    let faults = (args.mode == Mode::Faults)
+        .then(|| FaultTargets::new(base_url, Schedule::new(args.requests, args.fault_requests)));
     LoadPlan {
         url: format!("{base_url}/soak"),
+        faults,
         requests: args.requests,
         concurrency: args.concurrency,
         reload_every: args.reload_every,
@@ -220,7 +251,7 @@ async fn write_report(run: &RunResult) -> Result<Vec<String>> {
     let mode = run.args.mode.name();
     let csv_path = run.args.out.join(format!("soak-{mode}.csv"));
     let svg_path = run.args.out.join(format!("soak-{mode}.svg"));
-    write_file(&csv_path, csv::render(&run.samples)).await?;
+    write_file(&csv_path, csv::render(&run.samples, run.faults.is_some())).await?;
     let title = report::title(&run.args, &run.date);
     let chart = svg::ChartInput {
         title: &title,
@@ -246,11 +277,13 @@ async fn write_file(path: &Path, contents: String) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// OUT/run-UNIXTIME/{plugins,data}, with build a of the soak plugin installed as soak.wasm.
 /// The host's configuration file inside the run directory.
 const HOST_CONFIG: &str = "host.toml";
 
-async fn prepare_run_dir(out: &Path, fixtures: &Fixtures) -> Result<PathBuf> {
+/// OUT/run-UNIXTIME/{plugins,data}, with build a of the soak plugin installed as soak.wasm (and in
+/// faults mode the faults plugin as faults.wasm), and the host's configuration file.
+async fn prepare_run_dir(args: &Args, fixtures: &Fixtures) -> Result<PathBuf> {
+    let out = args.out.as_path();
     let unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let run_dir = out.join(format!("run-{unix}"));
     tokio::fs::create_dir_all(out)
@@ -266,9 +299,22 @@ async fn prepare_run_dir(out: &Path, fixtures: &Fixtures) -> Result<PathBuf> {
         tokio::fs::create_dir(run_dir.join(sub)).await?;
     }
     install_plugin(&run_dir.join("plugins"), &fixtures.a).await?;
-    // No compile cache: every reload must compile the other build's code, not read it back from disk.
-    tokio::fs::write(run_dir.join(HOST_CONFIG), "compile_cache = false\n").await?;
+    if args.mode == Mode::Faults {
+        let build = faults::fixture(&args.fixtures)?;
+        install_as(&run_dir.join("plugins"), &build, faults::FAULTS_FILE).await?;
+    }
+    tokio::fs::write(run_dir.join(HOST_CONFIG), host_config(args.mode)).await?;
     Ok(run_dir)
+}
+
+/// No compile cache: every reload must compile the other build's code, not read it back from disk.
+/// Faults mode adds the faults plugin's short deadline and small memory cap (a TOML table, so last).
+fn host_config(mode: Mode) -> String {
+    let mut config = String::from("compile_cache = false\n");
+    if mode == Mode::Faults {
+        config.push_str(faults::HOST_CONFIG_SECTION);
+    }
+    config
 }
 
 /// One keep-alive client for everything: loopback only, so no proxy.

@@ -1,9 +1,11 @@
 //! What the run means: the RSS figures (warm, final, max after warm-up, change), the verdict (every
-//! reason the soak failed), the summary on stdout and the row for docs/benchmarks.md.
+//! reason the soak failed), the summary on stdout and the row for docs/benchmarks.md (faults mode adds
+//! its own part from `faults_report`).
 
 use std::time::Duration;
 
 use crate::args::Args;
+use crate::faults_report::{self, FaultsResult};
 use crate::host::Stopped;
 use crate::latency::Percentiles;
 use crate::load::Snapshot;
@@ -30,6 +32,8 @@ pub(crate) struct RunResult {
     pub(crate) sample_failures: u64,
     pub(crate) sample_failure_messages: Vec<String>,
     pub(crate) host: Stopped,
+    /// Faults mode: what the fault requests got and what the host counted.
+    pub(crate) faults: Option<FaultsResult>,
 }
 
 /// RSS figures relative to the warm sample.
@@ -117,6 +121,9 @@ pub(crate) fn failures(run: &RunResult, rss: &RssFigures) -> Vec<String> {
     reasons.extend(generation_failures(run));
     reasons.extend(rss_failures(run, rss));
     reasons.extend(host_failures(&run.host));
+    if let Some(faults) = &run.faults {
+        reasons.extend(faults_report::failures(faults));
+    }
     reasons
 }
 
@@ -198,7 +205,15 @@ pub(crate) fn print_summary(run: &RunResult, rss: &RssFigures) {
         run.load_time.as_secs_f64(),
         rps(run)
     );
-    println!("latency      {} (whole run)", latency_text(run.total));
+    let which = if run.faults.is_some() {
+        "good requests, whole run"
+    } else {
+        "whole run"
+    };
+    println!("latency      {} ({which})", latency_text(run.total));
+    if let Some(faults) = &run.faults {
+        faults_report::print(faults, a.fault_requests);
+    }
     print_reloads(run);
     print_rss(rss);
     println!(
@@ -265,6 +280,9 @@ fn print_host(host: &Stopped) {
 
 /// A header and one row to paste into docs/benchmarks.md.
 pub(crate) fn markdown(run: &RunResult, rss: &RssFigures) -> String {
+    if let Some(faults) = &run.faults {
+        return faults_report::markdown(run, faults, rss);
+    }
     let p = &run.progress;
     let total = run.total.unwrap_or_default();
     let row = format!(
@@ -298,11 +316,11 @@ fn max_live_generations(samples: &[Sample]) -> Option<u64> {
     samples.iter().filter_map(|s| s.live_generations).max()
 }
 
-fn rps(run: &RunResult) -> f64 {
+pub(crate) fn rps(run: &RunResult) -> f64 {
     run.progress.completed as f64 / run.load_time.as_secs_f64().max(1e-9)
 }
 
-fn latency_text(total: Option<Percentiles>) -> String {
+pub(crate) fn latency_text(total: Option<Percentiles>) -> String {
     total.map_or("no requests".to_owned(), |t| {
         format!(
             "p50 {} µs, p99 {} µs, max {} µs over {} responses",
@@ -311,7 +329,7 @@ fn latency_text(total: Option<Percentiles>) -> String {
     })
 }
 
-fn reload_every(args: &Args) -> String {
+pub(crate) fn reload_every(args: &Args) -> String {
     if args.reload_every == 0 {
         "never".to_owned()
     } else {
@@ -319,11 +337,11 @@ fn reload_every(args: &Args) -> String {
     }
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB)
 }
 
-fn opt(value: Option<u64>) -> String {
+pub(crate) fn opt(value: Option<u64>) -> String {
     value.map_or("-".to_owned(), |v| v.to_string())
 }
 
@@ -341,6 +359,8 @@ mod tests {
             reloads_ok: 0,
             reloads_failed: 0,
             errors: 0,
+            fault_requests: 0,
+            fault_latency: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The sampler: on each trigger (every K completed requests), and once before and once after the load,
 //! it records the host's RSS, the live generations, the latency percentiles of the interval since the
-//! previous sample, and the reload and error counts so far. It also waits for the drain at the end.
+//! previous sample, and the reload and error counts so far (in faults mode also the fault requests so
+//! far and their latencies apart). It also waits for the drain at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,11 +25,15 @@ pub(crate) struct Sample {
     pub(crate) elapsed_s: f64,
     pub(crate) rss_bytes: Option<u64>,
     pub(crate) live_generations: Option<u64>,
-    /// Latency of the requests completed since the previous sample.
+    /// Latency of the requests completed since the previous sample (in faults mode: the good ones).
     pub(crate) latency: Option<Percentiles>,
     pub(crate) reloads_ok: u64,
     pub(crate) reloads_failed: u64,
     pub(crate) errors: u64,
+    /// Faults mode: fault requests completed so far.
+    pub(crate) fault_requests: u64,
+    /// Faults mode: latency of the fault requests completed since the previous sample.
+    pub(crate) fault_latency: Option<Percentiles>,
 }
 
 /// Takes samples; owns them and the whole run's latency histogram until the report.
@@ -38,8 +43,10 @@ pub(crate) struct Sampler {
     progress: Arc<Progress>,
     started: Instant,
     pub(crate) samples: Vec<Sample>,
-    /// Every latency of the run (the intervals merged).
+    /// Every latency of the run (the intervals merged); in faults mode, of the good requests.
     pub(crate) total: Histogram,
+    /// Faults mode: every latency of a fault request.
+    pub(crate) fault_total: Histogram,
     pub(crate) failures: u64,
     pub(crate) failure_messages: Vec<String>,
 }
@@ -53,6 +60,7 @@ impl Sampler {
             started: Instant::now(),
             samples: Vec::new(),
             total: Histogram::default(),
+            fault_total: Histogram::default(),
             failures: 0,
             failure_messages: Vec::new(),
         }
@@ -78,6 +86,9 @@ impl Sampler {
         let live_generations = self.read_generations().await;
         let interval = self.progress.take_interval();
         self.total.merge(&interval);
+        let fault_interval = self.progress.faults.take_interval();
+        self.fault_total.merge(&fault_interval);
+        let fault_requests = self.progress.faults.snapshot().completed;
         let snap = self.progress.snapshot();
         let sample = Sample {
             requests,
@@ -88,6 +99,8 @@ impl Sampler {
             reloads_ok: snap.reloads_ok,
             reloads_failed: snap.reloads_failed,
             errors: snap.errors(),
+            fault_requests,
+            fault_latency: fault_interval.percentiles(),
         };
         print_progress(&sample);
         self.samples.push(sample);

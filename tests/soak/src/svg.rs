@@ -357,6 +357,8 @@ mod tests {
             reloads_ok: 0,
             reloads_failed: 0,
             errors: 0,
+            fault_requests: 0,
+            fault_latency: None,
         }
     }
 
