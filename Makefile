@@ -14,8 +14,11 @@ all: build
 ## build: the host binary and every plugin component (release).
 build: host plugins
 
+# The whole workspace with its test targets, not just the binary: cargo resolves features per build, and
+# building only plugin-host would compile wasmtime with other features than `cargo test` does, so a
+# fresh clone would build it twice.
 host:
-	$(CARGO) build --release --locked -p plugin-host
+	$(CARGO) build --release --locked --workspace --bins --tests
 
 ## plugins: guests -> target/plugins/*.wasm (examples) and target/fixtures/*.wasm (test fixtures).
 ## Installs Debian's Rust toolchain for wasm on first use when rustup has no wasm32 target.
