@@ -79,6 +79,12 @@ async fn every_fault_gets_its_status_while_others_are_served() {
             "trap",
         ),
         (
+            "/faults/deep",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Duration::from_secs(2),
+            "trap",
+        ),
+        (
             "/faults/panic",
             StatusCode::INTERNAL_SERVER_ERROR,
             Duration::from_secs(2),
@@ -135,6 +141,11 @@ async fn every_fault_gets_its_status_while_others_are_served() {
             "{route} counted as {kind}"
         );
     }
+    // Bounded recursion works; only the unbounded kind runs into wasm_stack_bytes.
+    assert_eq!(
+        server.get_json("/faults/deep?limit=1000").await.0,
+        StatusCode::OK
+    );
     // The deadline is the plugin's override (1 s), not the global 5 s.
     let started = Instant::now();
     assert_eq!(
