@@ -31,15 +31,7 @@ async fn server(
 }
 
 async fn faults_metric(server: &TestServer, kind: &str) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     let key = format!("plugin_host_plugin_faults_total{{plugin=\"faults\",kind=\"{kind}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&key))

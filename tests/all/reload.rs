@@ -193,15 +193,7 @@ async fn old_generation_drains_then_is_freed() {
     }
     let (_, generations) = server.get_json("/admin/api/generations").await;
     assert_eq!(generations["retired"], json!([]));
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("plugin_host_live_generations 1"),
         "{metrics}"

@@ -145,6 +145,12 @@ impl TestServer {
         (status, response.json().await.unwrap())
     }
 
+    /// GET `/metrics` as text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// `http://ADDR/path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)

@@ -109,16 +109,8 @@ mod tests {
     fn unknown_values_are_empty_cells() {
         let samples = [
             Sample {
-                requests: 0,
-                elapsed_s: 0.0,
-                rss_bytes: Some(2 * 1048576),
                 live_generations: None,
-                latency: None,
-                reloads_ok: 0,
-                reloads_failed: 0,
-                errors: 0,
-                fault_requests: 0,
-                fault_latency: None,
+                ..Sample::for_test(0, 2, 0)
             },
             Sample {
                 requests: 5000,

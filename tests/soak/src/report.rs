@@ -350,18 +350,7 @@ mod tests {
     use super::*;
 
     fn sample(requests: u64, mib: u64) -> Sample {
-        Sample {
-            requests,
-            elapsed_s: 0.0,
-            rss_bytes: Some(mib * 1024 * 1024),
-            live_generations: Some(1),
-            latency: None,
-            reloads_ok: 0,
-            reloads_failed: 0,
-            errors: 0,
-            fault_requests: 0,
-            fault_latency: None,
-        }
+        Sample::for_test(requests, mib, 1)
     }
 
     #[test]

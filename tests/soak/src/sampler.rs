@@ -19,7 +19,7 @@ const KEPT_ERRORS: usize = 5;
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// One row of the CSV.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Sample {
     pub(crate) requests: u64,
     pub(crate) elapsed_s: f64,
@@ -34,6 +34,19 @@ pub(crate) struct Sample {
     pub(crate) fault_requests: u64,
     /// Faults mode: latency of the fault requests completed since the previous sample.
     pub(crate) fault_latency: Option<Percentiles>,
+}
+
+#[cfg(test)]
+impl Sample {
+    /// A sample with `requests` done, `mib` MiB of RSS and `generations` live (tests of the writers).
+    pub(crate) fn for_test(requests: u64, mib: u64, generations: u64) -> Sample {
+        Sample {
+            requests,
+            rss_bytes: Some(mib * 1024 * 1024),
+            live_generations: Some(generations),
+            ..Sample::default()
+        }
+    }
 }
 
 /// Takes samples; owns them and the whole run's latency histogram until the report.
