@@ -75,7 +75,13 @@ impl CompileCache {
         };
         match std::fs::read(&path) {
             Ok(entry) => match load_entry(engine, &entry) {
-                Ok(component) => return Ok((component, Origin::Cache)),
+                Ok(component) => {
+                    // Mark it used, for pruning (best effort).
+                    if let Ok(file) = std::fs::File::options().append(true).open(&path) {
+                        let _ = file.set_modified(std::time::SystemTime::now());
+                    }
+                    return Ok((component, Origin::Cache));
+                }
                 Err(reason) => tracing::warn!(
                     entry = %path.display(),
                     %reason,
@@ -107,6 +113,54 @@ impl CompileCache {
         std::fs::write(&tmp, &entry)?;
         std::fs::rename(&tmp, path)?;
         Ok(())
+    }
+}
+
+impl CompileCache {
+    /// Delete what no longer pays its way: entries of this Engine configuration whose plugin is not in
+    /// `keep` and that were not used for `max_age`, and whole directories of other configurations (another
+    /// wasmtime version or settings) older than `max_age`. Recently used entries stay, so rolling back
+    /// to a plugin deployed a moment ago is still cheap. Returns how many entries were removed. Failures
+    /// are logged and skipped: the cache is only an optimisation.
+    pub fn prune(&self, keep: &[&str], max_age: std::time::Duration) -> usize {
+        let Some(dir) = &self.dir else { return 0 };
+        let old = |meta: &std::fs::Metadata| {
+            meta.modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > max_age)
+        };
+        let mut removed = 0;
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let stale = entry.metadata().is_ok_and(|m| old(&m));
+            if stale && !keep.contains(&stem) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        let siblings = dir
+            .parent()
+            .map(std::fs::read_dir)
+            .into_iter()
+            .flatten()
+            .flatten();
+        for sibling in siblings.flatten() {
+            let path = sibling.path();
+            let stale = sibling.metadata().is_ok_and(|m| m.is_dir() && old(&m));
+            if path != *dir && stale {
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(dir = %path.display(), error = %e, "cannot prune compile cache")
+                    }
+                }
+            }
+        }
+        removed
     }
 }
 
@@ -184,6 +238,28 @@ mod tests {
         assert_eq!(third, Origin::Compiled);
         let (_, fourth) = cache.get_or_compile(&engine, &hash, &wasm).unwrap();
         assert_eq!(fourth, Origin::Cache);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn prune_keeps_loaded_and_recent_entries() {
+        let engine = Engine::default();
+        let dir = std::env::temp_dir().join(format!("ph-prune-{}", std::process::id()));
+        let cache = CompileCache::new(&dir, &engine);
+        let wasm = wat::parse_str("(component)").unwrap();
+        let hash = crate::plugin::content_hash(&wasm);
+        cache.get_or_compile(&engine, &hash, &wasm).unwrap();
+        let foreign = dir.join("compile-cache").join("0000000000000000");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("x.cwasm"), b"old").unwrap();
+        // Everything is recent: nothing goes.
+        assert_eq!(cache.prune(&[], std::time::Duration::from_secs(3600)), 0);
+        // Everything is "old": the unused entry and the foreign directory go, a kept one stays.
+        assert_eq!(cache.prune(&[hash.as_str()], std::time::Duration::ZERO), 1);
+        assert!(cache.entry(&hash).unwrap().exists());
+        assert!(!foreign.exists());
+        assert_eq!(cache.prune(&[], std::time::Duration::ZERO), 1);
+        assert!(!cache.entry(&hash).unwrap().exists());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

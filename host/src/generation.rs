@@ -23,6 +23,9 @@ use crate::manifest::method_str;
 use crate::plugin::{self, LoadContext, LoadError, LoadedPlugin};
 use crate::routes::{RouteTable, Target};
 
+/// How long a compile-cache entry no loaded plugin uses is kept (a quick rollback stays cheap).
+const CACHE_KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// One loaded set of plugins. See the module docs.
 pub struct Generation {
     /// Increases by one with every generation this process builds.
@@ -248,6 +251,17 @@ impl Generation {
                 }
             }
         }
+
+        // The build succeeded: drop cache entries nothing uses any more (on a blocking thread: file I/O).
+        let cache = loader.cache.clone();
+        let keep: Vec<String> = plugins.iter().map(|p| p.hash.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+            let removed = cache.prune(&keep, CACHE_KEEP_UNUSED);
+            if removed > 0 {
+                tracing::info!(removed, "pruned the compile cache");
+            }
+        });
 
         Ok(Self {
             id,
