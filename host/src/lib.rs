@@ -17,6 +17,7 @@ pub mod bindings;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod engine;
 pub mod generation;
 pub mod invoke;
