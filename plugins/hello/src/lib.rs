@@ -1,5 +1,6 @@
 //! The `hello` example plugin: `GET /hello` and `GET /hello/{name}`. The greeting word is "hello", or the
-//! operator's `[plugins.hello.config] greeting`, or the request's `?greeting=`.
+//! operator's `[plugins.hello.config] greeting`, or the request's `?greeting=`. Browsers get the
+//! greeting through the `hello.html` view.
 
 use plugin_sdk::prelude::*;
 
@@ -9,10 +10,13 @@ fn plugin() -> Plugin {
         env!("CARGO_PKG_VERSION"),
         "Greets the world, or someone by name",
     )
+    .template("hello.html", include_str!("../templates/hello.html"))
     .get("/hello", greet)
     .summary("Greet the world")
+    .view("hello.html")
     .get("/hello/{name}", greet)
     .summary("Greet someone by name")
+    .view("hello.html")
 }
 
 fn greet(req: &Request) -> Result {
