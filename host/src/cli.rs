@@ -145,9 +145,13 @@ fn init_tracing_quiet() {
 async fn serve(config: Config) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let watch = config
-        .watch
-        .then(|| (config.plugins_dir.clone(), config.watch_debounce()));
+    let watch = config.watch.then(|| {
+        (
+            config.plugins_dir.clone(),
+            config.templates_dir.clone(),
+            config.watch_debounce(),
+        )
+    });
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
     let state = server.state();
@@ -155,7 +159,9 @@ async fn serve(config: Config) -> Result<()> {
     reload_on_sighup(state.clone())?;
     // Kept alive for as long as the server runs.
     let _watcher = match watch {
-        Some((dir, debounce)) => Some(crate::watch::spawn(state, dir, debounce)?),
+        Some((dir, templates, debounce)) => {
+            Some(crate::watch::spawn(state, dir, templates, debounce)?)
+        }
         None => None,
     };
     tracing::info!(%addr, "listening");

@@ -1,6 +1,7 @@
-//! `--watch`: reload after changes in the plugins directory settle.
+//! `--watch`: reload after changes in the plugins directory or the templates directory settle.
 //!
-//! Events for `*.wasm` files (not hidden ones) start a quiet period; each further event restarts it;
+//! Events for `*.wasm` files in the plugins directory and `*.html` files anywhere below the templates
+//! directory (not hidden ones) start a quiet period; each further event restarts it;
 //! when nothing has changed for the debounce time, one reload runs. A half-written file can at worst
 //! make that reload fail (the old generation keeps serving); the write's last event triggers another.
 //! Deploy with a hidden temporary file renamed into place and no reload ever sees a partial file.
@@ -20,11 +21,17 @@ fn relevant(path: &Path) -> bool {
     let hidden = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-    !hidden && path.extension().is_some_and(|e| e == "wasm")
+    !hidden && path.extension().is_some_and(|e| e == "wasm" || e == "html")
 }
 
-/// Watch `dir`; returns the watcher, which stops watching when dropped.
-pub fn spawn(state: Arc<AppState>, dir: PathBuf, debounce: Duration) -> Result<RecommendedWatcher> {
+/// Watch the plugins directory `dir` and, when it exists, the templates directory `templates`; returns
+/// the watcher, which stops watching when dropped.
+pub fn spawn(
+    state: Arc<AppState>,
+    dir: PathBuf,
+    templates: PathBuf,
+    debounce: Duration,
+) -> Result<RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Access events (opens and reads, including the reload's own) must not trigger a reload.
@@ -39,6 +46,11 @@ pub fn spawn(state: Arc<AppState>, dir: PathBuf, debounce: Duration) -> Result<R
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
+    if templates.is_dir() {
+        watcher
+            .watch(&templates, RecursiveMode::Recursive)
+            .with_context(|| format!("cannot watch {}", templates.display()))?;
+    }
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until the directory has been quiet for `debounce`.
@@ -49,7 +61,7 @@ pub fn spawn(state: Arc<AppState>, dir: PathBuf, debounce: Duration) -> Result<R
                     Err(_quiet) => break,
                 }
             }
-            tracing::info!(dir = %dir.display(), "plugins directory changed; reloading");
+            tracing::info!(dir = %dir.display(), templates = %templates.display(), "plugins or templates changed; reloading");
             state.reload().await;
         }
     });
@@ -66,5 +78,7 @@ mod tests {
         assert!(!relevant(Path::new("/p/.hello.wasm.tmp")));
         assert!(!relevant(Path::new("/p/.hello.wasm")));
         assert!(!relevant(Path::new("/p/notes.txt")));
+        assert!(relevant(Path::new("/t/hello/hello.html")));
+        assert!(!relevant(Path::new("/t/hello/.hello.html.swp")));
     }
 }

@@ -237,9 +237,11 @@ async fn corrupt_or_foreign_cache_entries_are_recompiled() {
 #[tokio::test]
 async fn watcher_reloads_once_per_burst_and_ignores_hidden_files() {
     let (server, dir) = server_with(&[("soak.wasm", fixture("soak-a.wasm"))]).await;
+    let templates = tempfile::tempdir().unwrap();
     let _watcher = plugin_host::watch::spawn(
         server.state.clone(),
         dir.path().to_owned(),
+        templates.path().to_owned(),
         Duration::from_millis(300),
     )
     .unwrap();
@@ -266,6 +268,18 @@ async fn watcher_reloads_once_per_burst_and_ignores_hidden_files() {
     std::fs::copy(fixture("soak-a.wasm"), dir.path().join(".soak.wasm.tmp")).unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(server.state.current().id, 2);
+
+    // A template dropped into a folder of the templates directory: one more reload.
+    std::fs::create_dir(templates.path().join("soak")).unwrap();
+    std::fs::write(templates.path().join("soak/extra.html"), "<p>x</p>").unwrap();
+    let started = Instant::now();
+    while server.state.current().id == 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a template change did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
 }
 
