@@ -72,6 +72,14 @@ pub(crate) struct Args {
     #[arg(long, default_value = "target/fixtures")]
     pub(crate) fixtures: PathBuf,
 
+    /// Directory holding the example plugins (html mode serves status.wasm from it).
+    #[arg(long, default_value = "target/plugins")]
+    pub(crate) examples: PathBuf,
+
+    /// The templates directory the host renders pages from (html mode).
+    #[arg(long, default_value = "templates")]
+    pub(crate) templates: PathBuf,
+
     /// Run the host under `taskset -c CPU`.
     #[arg(long, value_name = "CPU")]
     pub(crate) pin_host: Option<String>,
@@ -94,7 +102,8 @@ pub(crate) struct Args {
 pub(crate) enum Mode {
     /// `GET /soak`, answered with JSON by the soak plugin.
     Json,
-    /// `GET /status` with `Accept: text/html`, like a load balancer's health check (not yet).
+    /// `GET /status` with a browser's `Accept` (HTML through the status plugin's view), like a load
+    /// balancer's health check or an operator's browser; every answer must be a 200 HTML page.
     Html,
     /// A fault storm: `GET /soak` interleaved with requests to the `faults` plugin's misbehaving
     /// routes (timeouts, traps, memory bombs, invalid responses), each checked for its status.
@@ -115,9 +124,6 @@ impl Mode {
 impl Args {
     /// Reject flag combinations that cannot produce a meaningful soak.
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.mode == Mode::Html {
-            bail!("html mode needs HTML views (not in the host yet); use --mode json");
-        }
         if self.requests == 0 || self.concurrency == 0 || self.sample_every == 0 {
             bail!("--requests, --concurrency and --sample-every must be at least 1");
         }
@@ -222,9 +228,10 @@ mod tests {
     }
 
     #[test]
-    fn html_mode_is_refused_clearly() {
-        let err = parse(&["--mode", "html"]).validate().unwrap_err();
-        assert!(err.to_string().contains("html mode needs HTML views"));
+    fn html_mode_takes_the_json_defaults() {
+        let args = parse(&["--mode", "html"]);
+        assert!(args.validate().is_ok());
+        assert_eq!((args.requests, args.warmup), (600_000, 100_000));
     }
 
     #[test]

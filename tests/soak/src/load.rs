@@ -20,6 +20,8 @@ use crate::latency::Histogram;
 pub(crate) struct LoadPlan {
     /// Full URL of a good request.
     pub(crate) url: String,
+    /// `Accept` of good requests; when set, a good answer must also be an HTML page.
+    pub(crate) accept: Option<&'static str>,
     /// Faults mode: which tickets go to which fault route instead.
     pub(crate) faults: Option<FaultTargets>,
     pub(crate) requests: u64,
@@ -193,7 +195,7 @@ impl Worker {
     /// A good request: 200 expected. Returns the completed count.
     async fn good(&self) -> u64 {
         let started = Instant::now();
-        let status = self.request(&self.plan.url).await;
+        let status = self.good_request().await;
         let latency = status.is_some().then(|| started.elapsed());
         let outcome = match status {
             None => Outcome::Transport,
@@ -220,6 +222,32 @@ impl Worker {
             Some(_) => Outcome::BadStatus,
         };
         self.progress.complete(outcome, None)
+    }
+
+    /// The good request; with an `Accept`, an answer that is not an HTML page counts as a bad status.
+    async fn good_request(&self) -> Option<StatusCode> {
+        let Some(accept) = self.plan.accept else {
+            return self.request(&self.plan.url).await;
+        };
+        let response = self
+            .client
+            .get(&self.plan.url)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .ok()?;
+        let html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+        let status = response.status();
+        let body = response.bytes().await.ok()?;
+        let page = html && body.starts_with(b"<!doctype html>");
+        Some(if page {
+            status
+        } else {
+            StatusCode::NOT_ACCEPTABLE
+        })
     }
 
     /// One GET, the body read to the end (so the connection is reused); `None` on a transport error.
@@ -258,6 +286,7 @@ mod tests {
     fn plan(requests: u64) -> LoadPlan {
         LoadPlan {
             url: String::new(),
+            accept: None,
             faults: None,
             requests,
             concurrency: 1,

@@ -234,8 +234,13 @@ async fn check_admin(admin: &Admin) -> Result<()> {
 fn load_plan(args: &Args, base_url: &str) -> LoadPlan {
     let faults = (args.mode == Mode::Faults)
         .then(|| FaultTargets::new(base_url, Schedule::new(args.requests, args.fault_requests)));
+    let (path, accept) = match args.mode {
+        Mode::Html => ("/status", Some(BROWSER_ACCEPT)),
+        Mode::Json | Mode::Faults => ("/soak", None),
+    };
     LoadPlan {
-        url: format!("{base_url}/soak"),
+        url: format!("{base_url}{path}"),
+        accept,
         faults,
         requests: args.requests,
         concurrency: args.concurrency,
@@ -277,6 +282,9 @@ async fn write_file(path: &Path, contents: String) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// What a browser (and many load balancers' HTML checks) send as `Accept`.
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
 /// The host's configuration file inside the run directory.
 const HOST_CONFIG: &str = "host.toml";
 
@@ -303,18 +311,35 @@ async fn prepare_run_dir(args: &Args, fixtures: &Fixtures) -> Result<PathBuf> {
         let build = faults::fixture(&args.fixtures)?;
         install_as(&run_dir.join("plugins"), &build, faults::FAULTS_FILE).await?;
     }
-    tokio::fs::write(run_dir.join(HOST_CONFIG), host_config(args.mode)).await?;
+    if args.mode == Mode::Html {
+        let status = args.examples.join("status.wasm");
+        anyhow::ensure!(
+            status.is_file(),
+            "{} is missing; run `make build` first",
+            status.display()
+        );
+        install_as(&run_dir.join("plugins"), &status, "status.wasm").await?;
+    }
+    tokio::fs::write(run_dir.join(HOST_CONFIG), host_config(args)?).await?;
     Ok(run_dir)
 }
 
 /// No compile cache: every reload must compile the other build's code, not read it back from disk.
-/// Faults mode adds the faults plugin's short deadline and small memory cap (a TOML table, so last).
-fn host_config(mode: Mode) -> String {
+/// Html mode names the templates directory (every reload parses it again). Faults mode adds the faults
+/// plugin's short deadline and small memory cap (a TOML table, so last).
+fn host_config(args: &Args) -> Result<String> {
     let mut config = String::from("compile_cache = false\n");
-    if mode == Mode::Faults {
+    if args.mode == Mode::Html {
+        let dir = std::fs::canonicalize(&args.templates)
+            .with_context(|| format!("templates directory {}", args.templates.display()))?;
+        let dir = dir.display().to_string();
+        let quoted = dir.replace('\\', "\\\\").replace('"', "\\\"");
+        config.push_str(&format!("templates_dir = \"{quoted}\"\n"));
+    }
+    if args.mode == Mode::Faults {
         config.push_str(faults::HOST_CONFIG_SECTION);
     }
-    config
+    Ok(config)
 }
 
 /// One keep-alive client for everything: loopback only, so no proxy.
