@@ -75,6 +75,7 @@ pub struct Limits {
     pub max_live_generations: usize,
     pub instance_memory_bytes: usize,
     pub wasm_stack_bytes: usize,
+    pub render_fuel: u64,
 }
 
 impl Limits {
@@ -86,6 +87,15 @@ impl Limits {
     /// How long a client may take to send a request's body.
     pub fn client_body_timeout(&self) -> Duration {
         Duration::from_millis(self.client_body_timeout_ms)
+    }
+
+    /// What one page render may cost: template instructions, and the page's size (the same cap as a
+    /// plugin's response body).
+    pub fn render(&self) -> crate::views::RenderLimits {
+        crate::views::RenderLimits {
+            fuel: self.render_fuel,
+            max_bytes: self.max_response_body_bytes,
+        }
     }
 }
 
@@ -201,6 +211,10 @@ impl Config {
         anyhow::ensure!(
             l.wasm_stack_bytes >= 16 * 1024,
             "limits.wasm_stack_bytes must be at least 16384"
+        );
+        anyhow::ensure!(
+            l.render_fuel >= 10_000,
+            "limits.render_fuel must be at least 10000"
         );
         for (name, p) in &self.plugins {
             if let Some(m) = p.instance_memory_bytes {

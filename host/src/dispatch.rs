@@ -1,6 +1,7 @@
 //! The plugin request path: route a request into the current generation, check the caller and the body,
 //! take instance permits, call the plugin on a fresh instance, and turn its answer — or its failure —
-//! into HTTP. Everything a plugin returns is checked before it is sent.
+//! into HTTP. Everything a plugin returns is checked before it is sent. Clients that prefer HTML get the
+//! route's view (or the generic data page) and error pages instead of JSON (see `respond.rs`).
 
 use std::sync::Arc;
 
@@ -16,8 +17,10 @@ use crate::generation::Generation;
 use crate::invoke::CallError;
 use crate::manifest::{method_from_http, method_str, role_str};
 use crate::metrics::{Fault, Metrics, RouteLabels};
+use crate::negotiate::{Format, negotiate};
+use crate::respond::{PageError, PageFacts, Reply};
 use crate::routes::{Miss, split_path};
-use crate::server::{error_response, request_id_of};
+use crate::server::request_id_of;
 use crate::state::AppState;
 
 /// Request headers never passed to plugins: credentials (the host authenticates) and hop-by-hop headers.
@@ -44,28 +47,39 @@ const HOST_RESPONSE_HEADERS: &[&str] = &[
 ];
 
 /// Serve a request from the current generation, marked in flight on it until the response is made; the
-/// response says which generation served it (`x-generation`).
+/// response says which generation served it (`x-generation`) and that its form depends on `Accept`.
 pub(crate) async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let flight = state.current().enter();
     let generation = flight.generation();
-    let mut response = dispatch_on(&state.metrics, generation, req).await;
-    let id = HeaderValue::from(generation.id);
-    response.headers_mut().insert("x-generation", id);
+    let request_id = request_id_of(&req);
+    let reply = Reply {
+        format: negotiate(req.headers(), req.uri().query()),
+        views: &generation.views,
+        request_id: &request_id,
+        generation: generation.id,
+    };
+    let mut response = dispatch_on(&state.metrics, generation, &reply, req).await;
+    let headers = response.headers_mut();
+    headers.insert("x-generation", HeaderValue::from(generation.id));
+    headers.append(header::VARY, HeaderValue::from_static("accept"));
     response
 }
 
 /// Route a request to the plugin that serves it, call it, and turn its answer into HTTP.
-async fn dispatch_on(metrics: &Metrics, generation: &Generation, req: Request) -> Response {
-    let request_id = request_id_of(&req);
+async fn dispatch_on(
+    metrics: &Metrics,
+    generation: &Generation,
+    reply: &Reply<'_>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let describe = || format!("{} {}", parts.method, path);
 
     let Some(segments) = split_path(path) else {
-        return error_response(
+        return reply.error(
             StatusCode::NOT_FOUND,
             &format!("no route for {}", describe()),
-            &request_id,
         );
     };
     let found = match generation
@@ -74,10 +88,9 @@ async fn dispatch_on(metrics: &Metrics, generation: &Generation, req: Request) -
     {
         Ok(found) => found,
         Err(Miss::NotFound) => {
-            return error_response(
+            return reply.error(
                 StatusCode::NOT_FOUND,
                 &format!("no route for {}", describe()),
-                &request_id,
             );
         }
         Err(Miss::MethodNotAllowed(allowed)) => {
@@ -86,13 +99,13 @@ async fn dispatch_on(metrics: &Metrics, generation: &Generation, req: Request) -
                 .map(|m| method_str(*m))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut response = error_response(
+            let mut response = reply.error_allowing(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!(
                     "method {} is not allowed for {path}; allowed: {allow}",
                     parts.method
                 ),
-                &request_id,
+                Some(&allow),
             );
             response.headers_mut().insert(
                 header::ALLOW,
@@ -107,7 +120,7 @@ async fn dispatch_on(metrics: &Metrics, generation: &Generation, req: Request) -
         plugin: plugin.manifest.name.clone(),
         route: route.path.to_string(),
     };
-    let mut response = call_plugin(metrics, generation, found, &parts, body, &request_id).await;
+    let mut response = call_plugin(metrics, generation, reply, found, &parts, body).await;
     response.extensions_mut().insert(labels);
     response
 }
@@ -116,11 +129,12 @@ async fn dispatch_on(metrics: &Metrics, generation: &Generation, req: Request) -
 async fn call_plugin(
     metrics: &Metrics,
     generation: &Generation,
+    reply: &Reply<'_>,
     found: crate::routes::Match<'_>,
     parts: &axum::http::request::Parts,
     body: Body,
-    request_id: &str,
 ) -> Response {
+    let request_id = reply.request_id;
     let plugin = &generation.plugins[found.target.plugin];
     let route = &plugin.manifest.routes[found.target.route];
     let path = parts.uri.path();
@@ -131,14 +145,13 @@ async fn call_plugin(
     span.record("version", field::display(&plugin.manifest.version));
 
     if route.role != Role::Anonymous {
-        return error_response(
+        return reply.error(
             StatusCode::UNAUTHORIZED,
             &format!(
                 "{} needs role {}; sign in or send an API key",
                 describe(),
                 role_str(route.role)
             ),
-            request_id,
         );
     }
 
@@ -148,10 +161,9 @@ async fn call_plugin(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let too_large = || {
-        error_response(
+        reply.error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body is larger than {limit} bytes"),
-            request_id,
         )
     };
     if declared.is_some_and(|n| n > limit as u64) {
@@ -160,24 +172,19 @@ async fn call_plugin(
     let body_timeout = generation.limits.client_body_timeout();
     let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await;
     let Ok(read) = read else {
-        return error_response(
+        return reply.error(
             StatusCode::REQUEST_TIMEOUT,
             &format!(
                 "request body not received within {} ms",
                 body_timeout.as_millis()
             ),
-            request_id,
         );
     };
     let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return too_large(),
         Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "cannot read request body",
-                request_id,
-            );
+            return reply.error(StatusCode::BAD_REQUEST, "cannot read request body");
         }
     };
 
@@ -191,13 +198,12 @@ async fn call_plugin(
     );
     let (Ok(pool_permit), plugin_permit @ (None | Some(Ok(_)))) = permits else {
         metrics.observe_fault(&plugin.manifest.name, Fault::Busy);
-        let mut response = error_response(
+        let mut response = reply.error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
                 "all instances of plugin {} are busy; retry shortly",
                 plugin.manifest.name
             ),
-            request_id,
         );
         response
             .headers_mut()
@@ -247,12 +253,61 @@ async fn call_plugin(
     let (name, version) = (&plugin.manifest.name, &plugin.manifest.version);
     let fault = |fault: Fault, status: StatusCode, message: &str| {
         metrics.observe_fault(name, fault);
-        error_response(status, message, request_id)
+        reply.error(status, message)
     };
     let failed = format!("plugin {name} failed; the log has details under request id {request_id}");
     match outcome {
-        Ok(Ok(response)) => {
-            match plugin_response(response, generation.limits.max_response_body_bytes) {
+        Ok(Ok(mut response)) => {
+            let mut max_body = generation.limits.max_response_body_bytes;
+            let mut page = false;
+            if let (Format::Html, wit::Body::Json(json)) = (reply.format, &response.body) {
+                let template = route
+                    .view
+                    .as_ref()
+                    .map_or_else(|| "data.html".to_owned(), |v| format!("{name}/{v}"));
+                let facts = PageFacts {
+                    title: if route.summary.is_empty() {
+                        name
+                    } else {
+                        &route.summary
+                    },
+                    plugin: name,
+                    version,
+                    method: parts.method.as_str(),
+                    route: route.path.as_str(),
+                    path,
+                };
+                match reply.page(&template, json, &facts) {
+                    Ok(html) => {
+                        response.body = wit::Body::Bytes(html.into_bytes());
+                        // The page's size was checked against the render limit.
+                        max_body = usize::MAX;
+                        page = true;
+                    }
+                    Err(PageError::Json(e)) => {
+                        tracing::warn!(plugin = %name, %version, reason = %e, "plugin returned an invalid response");
+                        let message = format!("plugin {name} returned an invalid response");
+                        return fault(
+                            Fault::InvalidResponse,
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            &message,
+                        );
+                    }
+                    Err(PageError::Render(e)) => {
+                        tracing::warn!(plugin = %name, %version, %template, error = %e, "cannot render view");
+                        let message = format!("cannot render the page for {}", describe());
+                        return fault(Fault::Render, StatusCode::INTERNAL_SERVER_ERROR, &message);
+                    }
+                }
+            }
+            match plugin_response(response, max_body) {
+                Ok(mut response) if page => {
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    response
+                }
                 Ok(response) => response,
                 Err(reason) => {
                     tracing::warn!(plugin = %name, %version, %reason, "plugin returned an invalid response");
@@ -270,7 +325,7 @@ async fn call_plugin(
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            error_response(status, &error.message, request_id)
+            reply.error(status, &error.message)
         }
         Err(CallError::Timeout(limit)) => {
             let timeout_ms = limit.as_millis() as u64;

@@ -1,6 +1,7 @@
 //! A generation: one loaded set of plugins with everything that belongs to it — its own wasmtime
 //! `Engine` (and so its own instance pool and compiled code), each plugin compiled once and pre-linked,
-//! their manifests and the route table. Immutable once built. Requests hold an `Arc<Generation>` for
+//! their manifests, the route table, every template parsed and the route catalogue rendered. Immutable
+//! once built. Requests hold an `Arc<Generation>` for
 //! their whole life, and nothing outside a generation keeps a clone of its Engine, so when the last
 //! request of a retired generation ends, all of it is freed together.
 
@@ -17,11 +18,13 @@ use wasmtime::{Engine, EngineWeak};
 
 use crate::bindings::Plugin as PluginWorld;
 use crate::cache::CompileCache;
+use crate::catalogue::Catalogue;
 use crate::config::{Config, Limits};
 use crate::invoke::{Callable, HostState};
 use crate::manifest::method_str;
 use crate::plugin::{self, LoadContext, LoadError, LoadedPlugin};
 use crate::routes::{RouteTable, Target};
+use crate::views::{PluginTemplates, RenderError, TemplateError, Views};
 
 /// How long a compile-cache entry no loaded plugin uses is kept (a quick rollback stays cheap).
 const CACHE_KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -34,6 +37,10 @@ pub struct Generation {
     /// Plugins in file-name order.
     pub plugins: Vec<LoadedPlugin>,
     pub routes: RouteTable,
+    /// Every template this generation renders, parsed once.
+    pub views: Views,
+    /// `GET /api`, made once.
+    pub catalogue: Catalogue,
     pub(crate) limits: Limits,
     /// One permit per pool slot: a request that cannot get one is answered 503 at once.
     pub(crate) instances: Arc<Semaphore>,
@@ -68,6 +75,8 @@ pub struct PluginInfo {
     pub compile_ms: f64,
     pub cached: bool,
     pub routes: usize,
+    /// The plugin's templates (`<plugin>/...`) and where each came from (shipped or an operator file).
+    pub templates: Vec<crate::views::TemplateInfo>,
 }
 
 /// Why a generation could not be built. Nothing is served from a generation that failed.
@@ -97,6 +106,21 @@ pub enum BuildError {
         first: Box<RouteClaim>,
         second: Box<RouteClaim>,
     },
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error(
+        "route {method} {path} of plugin {plugin:?} ({}) names view {view:?}, but no template {plugin}/{view} exists",
+        file.display()
+    )]
+    MissingView {
+        plugin: String,
+        file: PathBuf,
+        method: &'static str,
+        path: String,
+        view: String,
+    },
+    #[error("cannot render the route catalogue: {0}")]
+    Catalogue(RenderError),
     #[error("{0:#}")]
     Engine(anyhow::Error),
     #[error(
@@ -252,6 +276,11 @@ impl Generation {
             }
         }
 
+        let views = build_views(config, &plugins)?;
+        let manifests: Vec<&crate::manifest::Manifest> =
+            plugins.iter().map(|p| &p.manifest).collect();
+        let catalogue = Catalogue::build(id, &manifests, &views).map_err(BuildError::Catalogue)?;
+
         // The build succeeded: drop cache entries nothing uses any more (on a blocking thread: file I/O).
         let cache = loader.cache.clone();
         let keep: Vec<String> = plugins.iter().map(|p| p.hash.clone()).collect();
@@ -268,6 +297,8 @@ impl Generation {
             created: SystemTime::now(),
             plugins,
             routes,
+            views,
+            catalogue,
             instances: Arc::new(Semaphore::new(config.limits.max_instances as usize)),
             limits: config.limits.clone(),
             in_flight: AtomicUsize::new(0),
@@ -313,6 +344,17 @@ impl Generation {
                 compile_ms: p.compile_time.as_secs_f64() * 1e3,
                 cached: p.cached,
                 routes: p.manifest.routes.len(),
+                templates: self
+                    .views
+                    .templates()
+                    .iter()
+                    .filter(|t| {
+                        t.name
+                            .strip_prefix(p.manifest.name.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                    })
+                    .cloned()
+                    .collect(),
             })
             .collect()
     }
@@ -323,11 +365,42 @@ impl Generation {
     }
 }
 
-/// Load a single plugin file exactly as a generation would (for `plugin-host check`).
+/// Parse the templates of these plugins with the host's and the operator's, and check that every view a
+/// route names exists.
+fn build_views(config: &Config, plugins: &[LoadedPlugin]) -> Result<Views, BuildError> {
+    let shipped: Vec<PluginTemplates<'_>> = plugins
+        .iter()
+        .map(|p| PluginTemplates {
+            plugin: &p.manifest.name,
+            templates: &p.manifest.templates,
+        })
+        .collect();
+    let views = Views::build(&config.templates_dir, &shipped, config.limits.render())?;
+    for p in plugins {
+        for r in &p.manifest.routes {
+            if let Some(view) = &r.view
+                && !views.has(&format!("{}/{view}", p.manifest.name))
+            {
+                return Err(BuildError::MissingView {
+                    plugin: p.manifest.name.clone(),
+                    file: p.file.clone(),
+                    method: method_str(r.method),
+                    path: r.path.to_string(),
+                    view: view.clone(),
+                });
+            }
+        }
+    }
+    Ok(views)
+}
+
+/// Load a single plugin file exactly as a generation would (for `plugin-host check`), templates included.
 pub async fn check_plugin(config: &Config, file: &Path) -> Result<LoadedPlugin, BuildError> {
     let loader = Loader::new(config, false)?;
-    loader
+    let plugin = loader
         .load(file)
         .await
-        .map_err(|e| BuildError::Plugins(vec![e]))
+        .map_err(|e| BuildError::Plugins(vec![e]))?;
+    build_views(config, std::slice::from_ref(&plugin))?;
+    Ok(plugin)
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::bindings::types::{self as wit, Method, Role};
 use crate::routes::{PathPattern, PatternError};
+use crate::views::{HOST_TEMPLATE_FOLDERS, MAX_TEMPLATE_BYTES};
 
 /// Paths the host serves itself; a plugin route here could never be reached.
 const RESERVED_EXACT: &[&str] = &["/healthz", "/readyz", "/metrics", "/api"];
@@ -58,8 +59,20 @@ pub enum ManifestError {
     Reserved { method: &'static str, path: String },
     #[error("route {method} {path} names an empty view")]
     EmptyView { method: &'static str, path: String },
-    #[error("template #{0} has an empty name")]
-    EmptyTemplateName(usize),
+    #[error(
+        "invalid template name {0:?}: use a relative path of lowercase letters, digits, '-', '_' and '.' ending in .html"
+    )]
+    TemplateName(String),
+    #[error("template {0:?} is declared twice")]
+    DuplicateTemplate(String),
+    #[error("template {name:?} is {size} bytes, over the limit of {limit}")]
+    TemplateTooLarge {
+        name: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error("plugin name {0:?} is reserved for the host's templates")]
+    ReservedName(String),
 }
 
 /// The wire name of a method.
@@ -118,6 +131,19 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// A template name: `/`-separated segments of `[a-z0-9_.-]`, none empty or dot-only, ending in `.html`.
+fn valid_template_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.ends_with(".html")
+        && name.split('/').all(|segment| {
+            !segment.is_empty()
+                && !segment.chars().all(|c| c == '.')
+                && segment.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+                })
+        })
+}
+
 fn is_reserved(path: &PathPattern) -> bool {
     let shape = path.shape();
     RESERVED_EXACT.contains(&path.as_str())
@@ -129,6 +155,9 @@ impl Manifest {
     pub fn validate(raw: wit::Manifest) -> Result<Self, ManifestError> {
         if !valid_name(&raw.name) {
             return Err(ManifestError::Name(raw.name));
+        }
+        if HOST_TEMPLATE_FOLDERS.contains(&raw.name.as_str()) {
+            return Err(ManifestError::ReservedName(raw.name));
         }
         if let Err(e) = semver::Version::parse(&raw.version) {
             return Err(ManifestError::Version {
@@ -163,6 +192,9 @@ impl Manifest {
                     path: r.path,
                 });
             }
+            if let Some(view) = r.view.as_deref().filter(|v| !valid_template_name(v)) {
+                return Err(ManifestError::TemplateName(view.to_owned()));
+            }
             routes.push(Route {
                 method: r.method,
                 path,
@@ -171,10 +203,20 @@ impl Manifest {
                 view: r.view,
             });
         }
-        let mut templates = Vec::with_capacity(raw.templates.len());
-        for (i, t) in raw.templates.into_iter().enumerate() {
-            if t.name.trim().is_empty() {
-                return Err(ManifestError::EmptyTemplateName(i));
+        let mut templates: Vec<(String, String)> = Vec::with_capacity(raw.templates.len());
+        for t in raw.templates {
+            if !valid_template_name(&t.name) {
+                return Err(ManifestError::TemplateName(t.name));
+            }
+            if templates.iter().any(|(name, _)| *name == t.name) {
+                return Err(ManifestError::DuplicateTemplate(t.name));
+            }
+            if t.source.len() > MAX_TEMPLATE_BYTES {
+                return Err(ManifestError::TemplateTooLarge {
+                    name: t.name,
+                    size: t.source.len(),
+                    limit: MAX_TEMPLATE_BYTES,
+                });
             }
             templates.push((t.name, t.source));
         }
@@ -293,5 +335,48 @@ mod tests {
             vec![route(Method::Get, "/api/v1/x")],
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn template_names_are_relative_html_paths() {
+        for good in ["a.html", "notes/list.html", "x_1-2.v2.html"] {
+            assert!(valid_template_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a.txt",
+            "/a.html",
+            "../a.html",
+            "a//b.html",
+            "A.html",
+            "a b.html",
+            "./a.html",
+        ] {
+            assert!(!valid_template_name(bad), "{bad}");
+        }
+        let mut m = manifest("a", "0.1.0", vec![]);
+        m.templates = vec![
+            wit::Template {
+                name: "v.html".into(),
+                source: "x".into(),
+            },
+            wit::Template {
+                name: "v.html".into(),
+                source: "y".into(),
+            },
+        ];
+        assert!(matches!(
+            Manifest::validate(m),
+            Err(ManifestError::DuplicateTemplate(_))
+        ));
+        let mut m = manifest("a", "0.1.0", vec![route(Method::Get, "/a")]);
+        m.routes[0].view = Some("../escape.html".into());
+        assert!(matches!(
+            Manifest::validate(m),
+            Err(ManifestError::TemplateName(_))
+        ));
+        let err = Manifest::validate(manifest("errors", "0.1.0", vec![])).unwrap_err();
+        assert!(matches!(err, ManifestError::ReservedName(_)), "{err}");
     }
 }

@@ -50,6 +50,8 @@ pub enum Fault {
     Busy,
     /// Could not be instantiated or called for another reason (500).
     Failed,
+    /// Its JSON could not be rendered through its view (500): a template error or limit.
+    Render,
 }
 
 impl Fault {
@@ -61,6 +63,7 @@ impl Fault {
             Fault::InvalidResponse => "invalid_response",
             Fault::Busy => "busy",
             Fault::Failed => "failed",
+            Fault::Render => "render",
         }
     }
 }
@@ -87,6 +90,10 @@ pub struct Gauges {
     pub current_generation: u64,
     pub live_generations: usize,
     pub in_flight: usize,
+    /// Templates parsed by the process (only ever when a generation is built).
+    pub template_parses: u64,
+    /// Pages rendered from the current generation's templates.
+    pub page_renders: u64,
 }
 
 fn escape(value: &str) -> String {
@@ -263,6 +270,16 @@ impl Metrics {
         out.push_str("# HELP plugin_host_in_flight_requests Plugin requests being served now, over all generations.\n");
         out.push_str("# TYPE plugin_host_in_flight_requests gauge\n");
         let _ = writeln!(out, "plugin_host_in_flight_requests {}", gauges.in_flight);
+        out.push_str("# HELP plugin_host_template_parses_total Templates parsed; only building a generation parses.\n");
+        out.push_str("# TYPE plugin_host_template_parses_total counter\n");
+        let _ = writeln!(
+            out,
+            "plugin_host_template_parses_total {}",
+            gauges.template_parses
+        );
+        out.push_str("# HELP plugin_host_page_renders Pages rendered from the current generation's templates.\n");
+        out.push_str("# TYPE plugin_host_page_renders gauge\n");
+        let _ = writeln!(out, "plugin_host_page_renders {}", gauges.page_renders);
         if let Some(rss) = process_rss_bytes() {
             out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
             out.push_str("# TYPE process_resident_memory_bytes gauge\n");
@@ -299,7 +316,10 @@ mod tests {
             current_generation: 3,
             live_generations: 2,
             in_flight: 0,
+            template_parses: 9,
+            page_renders: 4,
         });
+        assert!(text.contains("plugin_host_template_parses_total 9"));
         assert!(text.contains(
             "plugin_host_requests_total{plugin=\"hello\",route=\"/hello/{name}\",status=\"200\"} 2"
         ));

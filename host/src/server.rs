@@ -1,5 +1,5 @@
 //! The HTTP server: binding and running it, the router (host routes `/healthz`, `/readyz`, `/metrics`,
-//! the admin API, and the fallback into the plugins in `dispatch.rs`), and the request-id, tracing and
+//! the route catalogue `/api`, the admin API, and the fallback into the plugins in `dispatch.rs`), and the request-id, tracing and
 //! metrics layer every request passes through.
 
 use std::future::Future;
@@ -21,6 +21,7 @@ use tracing::{Instrument, field};
 use crate::config::Config;
 use crate::generation::Generation;
 use crate::metrics::RouteLabels;
+use crate::negotiate::{Format, negotiate};
 use crate::state::AppState;
 
 /// The request id, available to handlers as an extension.
@@ -91,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::admin::metrics))
+        .route("/api", get(catalogue))
         .merge(crate::admin::router(state.clone()))
         .fallback(crate::dispatch::dispatch)
         .layer(middleware::from_fn_with_state(
@@ -116,6 +118,24 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "generation": generation.id,
         "plugins": generation.plugins.len(),
     }))
+}
+
+/// The route catalogue of the current generation, as JSON or HTML; both were made when it was built.
+async fn catalogue(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let generation = state.current();
+    let (content_type, body) = match negotiate(req.headers(), req.uri().query()) {
+        Format::Json => ("application/json", generation.catalogue.json.clone()),
+        Format::Html => (
+            "text/html; charset=utf-8",
+            generation.catalogue.html.clone(),
+        ),
+    };
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    headers.insert("x-generation", HeaderValue::from(generation.id));
+    response
 }
 
 /// Accept a caller's `x-request-id` when it is short and plain, so ids can follow a request across

@@ -63,6 +63,8 @@ pub struct GenerationStatus {
     pub created_ms: u64,
     pub in_flight: usize,
     pub plugins: Vec<PluginInfo>,
+    /// Template count, parses (all made when the generation was built) and page renders since.
+    pub templates: crate::views::ViewStats,
 }
 
 /// A retired generation still alive because requests are finishing on it.
@@ -249,6 +251,7 @@ impl AppState {
             created_ms: unix_ms(g.created),
             in_flight: g.in_flight(),
             plugins: g.plugin_infos(),
+            templates: g.views.stats(),
         }
     }
 
@@ -260,6 +263,8 @@ impl AppState {
             current_generation: current.id,
             live_generations: 1 + retired.len(),
             in_flight: current.in_flight() + retired.iter().map(|r| r.in_flight).sum::<usize>(),
+            template_parses: crate::views::parsed_total(),
+            page_renders: current.views.stats().renders,
         }
     }
 }

@@ -20,7 +20,10 @@ fn check_prints_the_manifest_of_a_good_plugin() {
         .find(|l| l.contains("/hello/{name}"))
         .unwrap_or_else(|| panic!("no route line in:\n{}", out.stdout));
     let cells: Vec<&str> = route_line.split_whitespace().collect();
-    assert_eq!(&cells[..4], ["GET", "/hello/{name}", "anonymous", "-"]);
+    assert_eq!(
+        &cells[..4],
+        ["GET", "/hello/{name}", "anonymous", "hello.html"]
+    );
     assert!(
         route_line.ends_with("Greet someone by name"),
         "{route_line}"

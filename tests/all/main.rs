@@ -6,3 +6,4 @@ mod faults;
 mod reload;
 mod serve;
 mod startup;
+mod views;

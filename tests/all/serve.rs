@@ -201,7 +201,7 @@ async fn health_and_readiness() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ready");
     assert_eq!(body["generation"], 1);
-    assert_eq!(body["plugins"], 2);
+    assert_eq!(body["plugins"], 3);
     server.stop().await;
 }
 

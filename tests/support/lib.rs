@@ -83,6 +83,7 @@ pub fn test_config(plugins_dir: &Path, data_dir: &Path) -> Config {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.plugins_dir = plugins_dir.to_owned();
     config.data_dir = data_dir.to_owned();
+    config.templates_dir = repo_root().join("templates");
     config.shutdown_grace_ms = 2000;
     config
 }

@@ -1,0 +1,129 @@
+//! Negotiated responses on the plugin path: errors as a JSON body for API clients or as an error page
+//! for browsers, and a plugin's JSON rendered through its route's view (or the generic data page) when
+//! the client asked for HTML. A page that fails to render is logged and answered with a 500 page; it
+//! never takes anything else down.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use minijinja::{Value, context};
+
+use crate::negotiate::Format;
+use crate::server::error_response;
+use crate::views::{RenderError, Views};
+
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+
+/// What a negotiated response needs to know about its request.
+pub struct Reply<'a> {
+    pub format: Format,
+    pub views: &'a Views,
+    pub request_id: &'a str,
+    pub generation: u64,
+}
+
+/// Facts about the request a page may show (the `page` variable).
+pub struct PageFacts<'a> {
+    pub title: &'a str,
+    pub plugin: &'a str,
+    pub version: &'a str,
+    pub method: &'a str,
+    pub route: &'a str,
+    pub path: &'a str,
+}
+
+impl Reply<'_> {
+    /// An error in the client's format.
+    pub fn error(&self, status: StatusCode, message: &str) -> Response {
+        self.error_allowing(status, message, None)
+    }
+
+    /// An error in the client's format; `allow` is the methods a 405 page lists.
+    pub fn error_allowing(
+        &self,
+        status: StatusCode,
+        message: &str,
+        allow: Option<&str>,
+    ) -> Response {
+        if self.format == Format::Json {
+            return error_response(status, message, self.request_id);
+        }
+        let template = self.views.error_template(status.as_u16());
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let context = context! {
+            status => status.as_u16(),
+            reason,
+            message,
+            allow,
+            request_id => self.request_id,
+            page => context! {
+                title => format!("{} {reason}", status.as_u16()),
+                request_id => self.request_id,
+                generation => self.generation,
+            },
+        };
+        match self.views.render(template, &context) {
+            Ok(page) => html(status, page),
+            Err(e) => {
+                tracing::warn!(template, error = %e, "cannot render the error page; sending plain text");
+                let mut response = Response::new(Body::from(format!(
+                    "{} {reason}: {message}\nrequest id {}\n",
+                    status.as_u16(),
+                    self.request_id
+                )));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                response
+            }
+        }
+    }
+
+    /// A plugin's JSON body rendered as a page through `template`. The body's fields are the template's
+    /// variables, with `body` (the whole value) and `page` (facts about the request) added.
+    pub fn page(
+        &self,
+        template: &str,
+        json: &str,
+        facts: &PageFacts<'_>,
+    ) -> Result<String, PageError> {
+        let body: Value = serde_json::from_str(json).map_err(PageError::Json)?;
+        let page = context! {
+            title => facts.title,
+            plugin => facts.plugin,
+            version => facts.version,
+            method => facts.method,
+            route => facts.route,
+            path => facts.path,
+            request_id => self.request_id,
+            generation => self.generation,
+        };
+        let context = if body.kind() == minijinja::value::ValueKind::Map {
+            context! { body => body.clone(), page, ..body }
+        } else {
+            context! { body, page }
+        };
+        self.views
+            .render(template, &context)
+            .map_err(PageError::Render)
+    }
+}
+
+/// Why a plugin's JSON could not become a page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("body is not valid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error(transparent)]
+    Render(RenderError),
+}
+
+/// An HTML response.
+pub fn html(status: StatusCode, page: impl Into<Body>) -> Response {
+    let mut response = Response::new(page.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HTML);
+    response
+}
