@@ -41,8 +41,8 @@ pub(crate) struct Args {
     )]
     pub(crate) sample_every: u64,
 
-    /// Requests before the warm (baseline) RSS: the first sample at or after this count. Long enough
-    /// for the allocator's arenas and the instance pool to reach their working size (faults mode:
+    /// Requests before the warm (baseline) RSS: the median of the five samples from the first at or
+    /// after this count. Long enough for the allocator's arenas and the instance pool to reach their working size (faults mode:
     /// 10000: after the first memory bombs and huge bodies, so the baseline is not taken mid-storm).
     #[arg(
         long,

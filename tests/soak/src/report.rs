@@ -36,12 +36,17 @@ pub(crate) struct RunResult {
     pub(crate) faults: Option<FaultsResult>,
 }
 
-/// RSS figures relative to the warm sample.
+/// Samples whose median makes the warm and the final RSS. One sample can land in a reload's compile
+/// (a transient MiB or two); the median of five does not move for that, and does for a real leak.
+pub(crate) const RSS_WINDOW: usize = 5;
+
+/// RSS figures relative to the warm RSS.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct RssFigures {
-    /// (requests, bytes) of the first sample at or after the warm-up.
+    /// Requests at the first sample at or after the warm-up, and the median RSS of the `RSS_WINDOW`
+    /// samples from there.
     pub(crate) warm: Option<(u64, u64)>,
-    /// RSS of the last sample (after the load and the drain).
+    /// Median RSS of the last `RSS_WINDOW` samples.
     pub(crate) final_bytes: Option<u64>,
     pub(crate) max_after_warm: Option<u64>,
     /// Final over warm, in percent.
@@ -50,11 +55,21 @@ pub(crate) struct RssFigures {
 
 /// Warm, final and max RSS and the change, from the samples.
 pub(crate) fn rss_figures(samples: &[Sample], warmup: u64) -> RssFigures {
-    let warm = samples
+    let measured: Vec<(u64, u64)> = samples
         .iter()
         .filter(|s| s.requests >= warmup)
-        .find_map(|s| s.rss_bytes.map(|b| (s.requests, b)));
-    let final_bytes = samples.last().and_then(|s| s.rss_bytes);
+        .filter_map(|s| s.rss_bytes.map(|b| (s.requests, b)))
+        .collect();
+    let median = |window: &[(u64, u64)]| {
+        let mut bytes: Vec<u64> = window.iter().map(|(_, b)| *b).collect();
+        bytes.sort_unstable();
+        bytes.get(bytes.len() / 2).copied()
+    };
+    let warm = measured.first().and_then(|(at, _)| {
+        let window = &measured[..measured.len().min(RSS_WINDOW)];
+        Some((*at, median(window)?))
+    });
+    let final_bytes = median(&measured[measured.len().saturating_sub(RSS_WINDOW)..]);
     let max_after_warm = warm.and_then(|(at, _)| {
         samples
             .iter()
@@ -258,7 +273,7 @@ fn print_rss(rss: &RssFigures) {
         format!("{} (at {at} requests)", mib(b))
     });
     println!(
-        "RSS          warm {warm}, final {} ({}), max after warm-up {}",
+        "RSS          warm {warm}, final {} ({}), max after warm-up {} (warm and final: medians of {RSS_WINDOW} samples)",
         rss.final_bytes.map_or("-".to_owned(), mib),
         rss.change_pct
             .map_or("-".to_owned(), |c| format!("{c:+.1} %")),
@@ -354,18 +369,26 @@ mod tests {
     }
 
     #[test]
-    fn warm_is_the_first_sample_at_or_after_the_warmup() {
-        let samples = [
-            sample(0, 10),
-            sample(5000, 100),
-            sample(10_000, 120),
-            sample(15_000, 105),
-        ];
-        let rss = rss_figures(&samples, 5000);
-        assert_eq!(rss.warm, Some((5000, 100 * 1024 * 1024)));
-        assert_eq!(rss.max_after_warm, Some(120 * 1024 * 1024));
+    fn warm_and_final_are_medians_of_windows_after_the_warmup() {
+        // Warm window: 100 101 130 99 100 -> 100; final window: 104 106 105 150 105 -> 105.
+        let mibs = [10, 100, 101, 130, 99, 100, 102, 104, 106, 105, 150, 105];
+        let samples: Vec<Sample> = mibs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| sample(i as u64 * 1000, *m))
+            .collect();
+        let rss = rss_figures(&samples, 1000);
+        assert_eq!(rss.warm, Some((1000, 100 * 1024 * 1024)));
+        assert_eq!(rss.max_after_warm, Some(150 * 1024 * 1024));
         assert_eq!(rss.final_bytes, Some(105 * 1024 * 1024));
         assert!((rss.change_pct.unwrap() - 5.0).abs() < 1e-9);
         assert_eq!(rss_figures(&samples, 20_000).warm, None);
+    }
+
+    #[test]
+    fn a_steady_climb_still_shows() {
+        let samples: Vec<Sample> = (0..20).map(|i| sample(i * 1000, 100 + i)).collect();
+        let rss = rss_figures(&samples, 0);
+        assert!(rss.change_pct.unwrap() > 14.0, "{rss:?}");
     }
 }
