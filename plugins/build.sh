@@ -52,7 +52,7 @@ mkdir -p "$out_examples" "$out_fixtures"
 built="$wasm_dir/$target/release"
 for crate_dir in "$root"/plugins/*/; do
     name=$(basename "$crate_dir")
-    [[ $name == sdk ]] && continue
+    [[ $name == sdk || ! -f $crate_dir/Cargo.toml ]] && continue
     "$host_bin" componentize "$built/${name//-/_}.wasm" -o "$out_examples/$name.wasm"
 done
 for crate_dir in "$root"/tests/fixtures/plugins/*/; do

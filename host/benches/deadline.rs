@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{median, scratch, start_host, wrk};
+use common::{examples, median, scratch, start_host, wrk};
 
 const ROUNDS: usize = 3;
 const SECONDS: u32 = 10;
@@ -16,7 +16,12 @@ fn main() {
     for _ in 0..ROUNDS {
         for deadlines in [true, false] {
             let config = format!("log = \"warn\"\n[limits]\ndeadlines = {deadlines}\n");
-            let host = start_host(&format!("deadlines-{deadlines}"), &config, &dir);
+            let host = start_host(
+                &format!("deadlines-{deadlines}"),
+                &config,
+                &examples(),
+                &dir,
+            );
             let url = format!("{}/hello/world", host.base);
             wrk(&url, CONNECTIONS, 2, &[]); // warm-up
             let rps = wrk(&url, CONNECTIONS, SECONDS, &[]).rps;

@@ -1,6 +1,7 @@
 //! Micro-benchmark of the per-request plugin cost without HTTP: a fresh Store, an instance from the pool
 //! via the plugin's InstancePre, one `handle` call to the `hello` example, and the drop of both.
-//! Also instantiation alone, to split the cost. Needs `make plugins` first; run with `make bench`.
+//! Also instantiation alone, to split the cost, and the same call on a reused instance (instance_reuse).
+//! Needs `make plugins` first; run with `make bench`.
 //! Results and analysis: docs/benchmarks.md.
 
 use std::time::Duration;
@@ -54,6 +55,23 @@ fn bench(c: &mut Criterion) {
     group.bench_function("fresh_instance_call", |b| {
         b.to_async(&runtime)
             .iter(|| async { callable.handle(&request, timeout).await.unwrap().unwrap() });
+    });
+    // The same call on a kept instance (instance_reuse on): no instantiation, no fresh memory.
+    let mut reuse = config.clone();
+    let settings = plugin_host::config::PluginSettings {
+        instance_reuse: Some(u32::MAX),
+        ..Default::default()
+    };
+    reuse.plugins.insert("hello".into(), settings);
+    let warm = runtime
+        .block_on(Generation::build(2, &reuse))
+        .expect("build with reuse");
+    group.bench_function("reused_instance_call", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let lease = warm.lease(hello).expect("a free slot");
+            let answer = warm.callable(hello).serve(lease, &request, timeout).await;
+            answer.unwrap().unwrap()
+        });
     });
     group.bench_function("instantiate_only", |b| {
         b.to_async(&runtime)

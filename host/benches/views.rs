@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Wrk, median, scratch, start_host, wrk};
+use common::{Wrk, examples, median, scratch, start_host, wrk};
 
 const ROUNDS: usize = 3;
 const SECONDS: u32 = 10;
@@ -13,7 +13,7 @@ const CONNECTIONS: u32 = 16;
 
 fn main() {
     let dir = scratch("views-bench");
-    let host = start_host("views", "log = \"warn\"\n", &dir);
+    let host = start_host("views", "log = \"warn\"\n", &examples(), &dir);
     let url = format!("{}/hello/world", host.base);
     let forms = [
         ("JSON", "Accept: application/json"),

@@ -76,6 +76,7 @@ pub struct Limits {
     pub instance_memory_bytes: usize,
     pub wasm_stack_bytes: usize,
     pub render_fuel: u64,
+    pub instance_reuse: u32,
 }
 
 impl Limits {
@@ -112,6 +113,8 @@ pub struct PluginSettings {
     pub instance_memory_bytes: Option<usize>,
     /// Instances of this plugin alive at once (besides the global `limits.max_instances`).
     pub max_instances: Option<u32>,
+    /// Overrides `limits.instance_reuse` for this plugin.
+    pub instance_reuse: Option<u32>,
 }
 
 /// The limits that apply to one plugin: the global ones with its overrides.
@@ -122,6 +125,8 @@ pub struct PluginLimits {
     pub deadlines: bool,
     pub memory_bytes: usize,
     pub max_instances: Option<u32>,
+    /// Requests one instance serves before it is dropped (1: a fresh instance per request).
+    pub instance_reuse: u32,
 }
 
 /// Command-line values that override the configuration files.
@@ -213,6 +218,10 @@ impl Config {
             "limits.wasm_stack_bytes must be at least 16384"
         );
         anyhow::ensure!(
+            l.instance_reuse >= 1,
+            "limits.instance_reuse must be at least 1 (1 = a fresh instance per request)"
+        );
+        anyhow::ensure!(
             l.render_fuel >= 10_000,
             "limits.render_fuel must be at least 10000"
         );
@@ -225,8 +234,10 @@ impl Config {
                 );
             }
             anyhow::ensure!(
-                p.request_timeout_ms != Some(0) && p.max_instances != Some(0),
-                "plugins.{name}: request_timeout_ms and max_instances must be at least 1"
+                p.request_timeout_ms != Some(0)
+                    && p.max_instances != Some(0)
+                    && p.instance_reuse != Some(0),
+                "plugins.{name}: request_timeout_ms, max_instances and instance_reuse must be at least 1"
             );
         }
         Ok(())
@@ -256,6 +267,9 @@ impl Config {
                 .and_then(|s| s.instance_memory_bytes)
                 .unwrap_or(self.limits.instance_memory_bytes),
             max_instances: settings.and_then(|s| s.max_instances),
+            instance_reuse: settings
+                .and_then(|s| s.instance_reuse)
+                .unwrap_or(self.limits.instance_reuse),
         }
     }
 

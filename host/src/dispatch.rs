@@ -188,15 +188,9 @@ async fn call_plugin(
         }
     };
 
-    // One permit from the generation's pool and, if the plugin has its own cap, one from that.
-    let permits = (
-        generation.instances.clone().try_acquire_owned(),
-        plugin
-            .permits
-            .as_ref()
-            .map(|p| p.clone().try_acquire_owned()),
-    );
-    let (Ok(pool_permit), plugin_permit @ (None | Some(Ok(_)))) = permits else {
+    // An idle warm instance (instance reuse), or one slot from the generation's pool and, if the plugin
+    // has its own cap, one from that.
+    let Some(lease) = generation.lease(found.target.plugin) else {
         metrics.observe_fault(&plugin.manifest.name, Fault::Busy);
         let mut response = reply.error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -244,12 +238,11 @@ async fn call_plugin(
     };
 
     let timeout = plugin.limits.request_timeout;
+    // The instance is dropped (its slots freed) or back in the idle list before the response is built.
     let outcome = generation
         .callable(found.target.plugin)
-        .handle(&request, timeout)
+        .serve(lease, &request, timeout)
         .await;
-    // The instance is gone: give its slots back before the response is built.
-    drop((pool_permit, plugin_permit));
     let (name, version) = (&plugin.manifest.name, &plugin.manifest.version);
     let fault = |fault: Fault, status: StatusCode, message: &str| {
         metrics.observe_fault(name, fault);

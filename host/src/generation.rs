@@ -311,6 +311,18 @@ impl Generation {
         self.plugins[index].callable(&self.engine)
     }
 
+    /// What a request to plugin number `index` runs on: an idle warm instance if the plugin reuses
+    /// instances and has one, else free slots for a new one; `None` when the pool or the plugin's own cap
+    /// is full.
+    pub fn lease(&self, index: usize) -> Option<crate::warm::Lease> {
+        let plugin = &self.plugins[index];
+        if let Some(warm) = plugin.warm.as_ref().and_then(|w| w.take()) {
+            return Some(crate::warm::Lease::Warm(Box::new(warm)));
+        }
+        crate::warm::Permits::try_acquire(&self.instances, plugin.permits.as_ref())
+            .map(crate::warm::Lease::Fresh)
+    }
+
     /// The index of the plugin named `name`.
     pub fn plugin_index(&self, name: &str) -> Option<usize> {
         self.plugins.iter().position(|p| p.manifest.name == name)

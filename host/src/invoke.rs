@@ -1,6 +1,8 @@
 //! One plugin call: a fresh `Store` with limits and a deadline, an instance from the pool (via the
 //! plugin's `InstancePre`), the call, and the classification of what went wrong. The Store and instance
-//! are dropped when the call returns, so nothing a plugin allocates outlives its request.
+//! are dropped when the call returns, so nothing a plugin allocates outlives its request — unless the
+//! operator turned on instance reuse for the plugin (`warm.rs`), which keeps a healthy instance for
+//! a bounded number of further requests.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -10,6 +12,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::bindings::{PluginPre, clock, config, log, types};
+use crate::warm::{Lease, WarmInstance, WarmPool};
 
 /// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
 const MAX_LOG_MESSAGE: usize = 4096;
@@ -27,6 +30,8 @@ pub struct HostState {
     request_id: String,
     config: Arc<BTreeMap<String, String>>,
     limits: Limiter,
+    /// When the current call must be interrupted (set before every call).
+    deadline: Option<Instant>,
     // Required by the component model's resource bookkeeping; plugins own no host resources yet.
     _table: ResourceTable,
 }
@@ -138,23 +143,34 @@ fn new_store(
             table_elements: MAX_TABLE_ELEMENTS,
             hit: false,
         },
+        deadline: None,
         _table: ResourceTable::new(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
-    if let Some(timeout) = timeout {
-        let deadline = Instant::now() + timeout;
-        // At every epoch tick: past the deadline, interrupt; otherwise yield to tokio and carry on.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+    if timeout.is_some() {
+        // At every epoch tick: past the call's deadline, interrupt; otherwise yield to tokio and carry on.
+        store.epoch_deadline_callback(|store| match store.data().deadline {
+            Some(deadline) if Instant::now() >= deadline => {
                 Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
             }
+            _ => Ok(UpdateDeadline::Yield(1)),
         });
     }
+    start_call(&mut store, request_id, timeout);
     store
+}
+
+/// Arm a store for its next call: the request id its logs carry, a fresh deadline, a clear limiter.
+fn start_call(store: &mut Store<HostState>, request_id: &str, timeout: Option<Duration>) {
+    let state = store.data_mut();
+    state.request_id.clear();
+    state.request_id.push_str(request_id);
+    state.limits.hit = false;
+    state.deadline = timeout.map(|t| Instant::now() + t);
+    if timeout.is_some() {
+        store.set_epoch_deadline(1);
+    }
 }
 
 /// Everything needed to call one plugin; cheap to share across requests.
@@ -166,6 +182,8 @@ pub struct Callable<'a> {
     pub memory_bytes: usize,
     /// Whether calls are interrupted at their deadline (the Engine has epoch interruption).
     pub deadlines: bool,
+    /// Idle instances kept for reuse, when the plugin has instance reuse on.
+    pub warm: Option<&'a WarmPool>,
 }
 
 impl Callable<'_> {
@@ -193,6 +211,51 @@ impl Callable<'_> {
         };
         let result = run.await;
         result.map_err(|e| classify(e, timeout, &store))
+    }
+
+    /// Serve one request on `lease`: a warm instance, or a new one in the slots the lease holds. With
+    /// instance reuse on, a call that succeeded (whatever the plugin answered) puts its instance back
+    /// for the next request; any failure drops it.
+    pub async fn serve(
+        &self,
+        lease: Lease,
+        request: &types::Request,
+        timeout: Duration,
+    ) -> Result<Result<types::Response, types::Error>, CallError> {
+        let mut warm = match lease {
+            Lease::Warm(mut warm) => {
+                start_call(
+                    &mut warm.store,
+                    &request.id,
+                    self.deadlines.then_some(timeout),
+                );
+                warm
+            }
+            Lease::Fresh(permits) => {
+                let mut store = self.store(&request.id, timeout);
+                let instance = match self.pre.instantiate_async(&mut store).await {
+                    Ok(instance) => instance,
+                    Err(e) => return Err(classify(e, timeout, &store)),
+                };
+                Box::new(WarmInstance {
+                    store,
+                    instance,
+                    served: 0,
+                    _permits: permits,
+                })
+            }
+        };
+        let result = warm.instance.call_handle(&mut warm.store, request).await;
+        match result {
+            Ok(answer) => {
+                warm.served += 1;
+                if let Some(pool) = self.warm {
+                    pool.give_back(*warm);
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(classify(e, timeout, &warm.store)),
+        }
     }
 
     /// Instantiate on a fresh store and drop both without calling anything (for benchmarks that split

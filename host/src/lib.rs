@@ -33,4 +33,5 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod views;
+pub mod warm;
 pub mod watch;

@@ -38,6 +38,8 @@ pub struct LoadedPlugin {
     pub(crate) identity: Arc<PluginIdentity>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(crate) pre: PluginPre<HostState>,
+    /// Idle instances, when instance reuse is on for this plugin.
+    pub(crate) warm: Option<crate::warm::WarmPool>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -155,6 +157,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         config: &no_config,
         memory_bytes: cx.config.limits.instance_memory_bytes,
         deadlines: cx.config.limits.deadlines,
+        warm: None,
     }
     .describe(DESCRIBE_TIMEOUT)
     .await
@@ -173,6 +176,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         permits: limits
             .max_instances
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
+        warm: crate::warm::WarmPool::new(limits.instance_reuse),
         limits,
         manifest,
         compile_time,
@@ -191,6 +195,7 @@ impl LoadedPlugin {
             config: &self.config,
             memory_bytes: self.limits.memory_bytes,
             deadlines: self.limits.deadlines,
+            warm: self.warm.as_ref(),
         }
     }
 }

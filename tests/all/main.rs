@@ -4,6 +4,7 @@
 mod check;
 mod faults;
 mod reload;
+mod reuse;
 mod serve;
 mod startup;
 mod views;

@@ -30,9 +30,10 @@ impl Drop for Host {
     }
 }
 
-/// Start `target/release/plugin-host serve` on CPU 0 with `config` (TOML) serving the example plugins,
-/// its data in `dir`. Runs without RUST_BACKTRACE (wasmtime would capture backtraces on error paths).
-pub(crate) fn start_host(name: &str, config: &str, dir: &Path) -> Host {
+/// Start `target/release/plugin-host serve` on CPU 0 with `config` (TOML) serving the plugins in
+/// `plugins`, its data in `dir`. Runs without RUST_BACKTRACE (wasmtime would capture backtraces on error
+/// paths).
+pub(crate) fn start_host(name: &str, config: &str, plugins: &Path, dir: &Path) -> Host {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, config).unwrap();
     let mut child = Command::new("taskset")
@@ -41,7 +42,7 @@ pub(crate) fn start_host(name: &str, config: &str, dir: &Path) -> Host {
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&file)
         .arg("--plugins")
-        .arg(repo().join("target/plugins"))
+        .arg(plugins)
         .arg("--templates")
         .arg(repo().join("templates"))
         .arg("--data")
@@ -125,6 +126,11 @@ fn parse_latency(text: &str) -> Duration {
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// The example plugins (`make plugins`).
+pub(crate) fn examples() -> PathBuf {
+    repo().join("target/plugins")
 }
 
 /// A fresh scratch directory for one bench run.
