@@ -394,6 +394,16 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// Built-ins plus one template `name` shipped by plugin `p`.
+    fn with_plugin_template(name: &str, source: &str) -> Result<Views, TemplateError> {
+        let shipped = [(name.to_owned(), source.to_owned())];
+        let plugin = PluginTemplates {
+            plugin: "p",
+            templates: &shipped,
+        };
+        Views::build(&no_dir(), &[plugin], LIMITS)
+    }
+
     #[test]
     fn builtins_parse_and_render_data_as_tables_and_lists() {
         let views = Views::build(&no_dir(), &[], LIMITS).unwrap();
@@ -418,32 +428,14 @@ mod tests {
 
     #[test]
     fn every_template_escapes_html_whatever_its_name() {
-        let plugin = [("raw".to_owned(), "{{ x }}".to_owned())];
-        let views = Views::build(
-            &no_dir(),
-            &[PluginTemplates {
-                plugin: "p",
-                templates: &plugin,
-            }],
-            LIMITS,
-        )
-        .unwrap();
+        let views = with_plugin_template("raw", "{{ x }}").unwrap();
         let page = views.render("p/raw", &ctx(r#"{"x":"<b>\"'"}"#)).unwrap();
         assert_eq!(page, "&lt;b&gt;&quot;&#x27;");
     }
 
     #[test]
     fn syntax_errors_name_the_template_and_line() {
-        let plugin = [("v.html".to_owned(), "ok\n{% if %}".to_owned())];
-        let err = Views::build(
-            &no_dir(),
-            &[PluginTemplates {
-                plugin: "p",
-                templates: &plugin,
-            }],
-            LIMITS,
-        )
-        .unwrap_err();
+        let err = with_plugin_template("v.html", "ok\n{% if %}").unwrap_err();
         assert_eq!(err.name, "p/v.html");
         assert_eq!(err.line, Some(2));
         let text = err.to_string();
@@ -455,19 +447,9 @@ mod tests {
 
     #[test]
     fn runaway_templates_run_out_of_fuel() {
-        let plugin = [(
-            "spin.html".to_owned(),
-            "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}{% endfor %}{% endfor %}{% endfor %}".to_owned(),
-        )];
-        let views = Views::build(
-            &no_dir(),
-            &[PluginTemplates {
-                plugin: "p",
-                templates: &plugin,
-            }],
-            LIMITS,
-        )
-        .unwrap();
+        let spin = "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(1000) %}\
+                    {% endfor %}{% endfor %}{% endfor %}";
+        let views = with_plugin_template("spin.html", spin).unwrap();
         assert!(views.render("p/spin.html", &Value::UNDEFINED).is_err());
     }
 
