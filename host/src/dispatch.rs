@@ -11,10 +11,12 @@ use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::field;
 
-use crate::bindings::types::{self as wit, AuthMethod, Role};
+use crate::auth::AuthContext;
+use crate::bindings::types as wit;
+use crate::kv::KvStore;
 use crate::generation::Generation;
 use crate::invoke::CallError;
-use crate::manifest::{method_from_http, method_str, role_str};
+use crate::manifest::{method_from_http, method_str};
 use crate::metrics::{Fault, Metrics, RouteLabels};
 use crate::routes::{Miss, split_path};
 use crate::server::{error_response, request_id_of};
@@ -124,23 +126,16 @@ async fn call_plugin(
     let plugin = &generation.plugins[found.target.plugin];
     let route = &plugin.manifest.routes[found.target.route];
     let path = parts.uri.path();
-    let describe = || format!("{} {}", parts.method, path);
     let span = tracing::Span::current();
     span.record("route", field::display(&route.path));
     span.record("plugin", field::display(&plugin.manifest.name));
     span.record("version", field::display(&plugin.manifest.version));
 
-    if route.role != Role::Anonymous {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            &format!(
-                "{} needs role {}; sign in or send an API key",
-                describe(),
-                role_str(route.role)
-            ),
-            request_id,
-        );
-    }
+    let auth = parts.extensions.get::<Arc<AuthContext>>();
+    let principal = match auth.expect("router adds the auth context").check(parts, route.role, path).await {
+        Ok(principal) => crate::auth::effective(principal),
+        Err(e) => return e.into_response(request_id),
+    };
 
     let limit = generation.limits.max_request_body_bytes;
     let declared = parts
@@ -230,16 +225,13 @@ async fn call_plugin(
             })
             .collect(),
         body: body.to_vec(),
-        principal: wit::Principal {
-            subject: "anonymous".into(),
-            roles: vec![Role::Anonymous],
-            auth: AuthMethod::None,
-        },
+        principal: principal.to_wit(),
     };
 
     let timeout = plugin.limits.request_timeout;
     let outcome = generation
         .callable(found.target.plugin)
+        .with_kv(parts.extensions.get::<Arc<KvStore>>())
         .handle(&request, timeout)
         .await;
     // The instance is gone: give its slots back before the response is built.

@@ -153,6 +153,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         pre: &pre,
         identity: &unnamed,
         config: &no_config,
+        kv: None,
         memory_bytes: cx.config.limits.instance_memory_bytes,
         deadlines: cx.config.limits.deadlines,
     }
@@ -189,6 +190,7 @@ impl LoadedPlugin {
             pre: &self.pre,
             identity: &self.identity,
             config: &self.config,
+            kv: None,
             memory_bytes: self.limits.memory_bytes,
             deadlines: self.limits.deadlines,
         }
