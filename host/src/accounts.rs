@@ -115,7 +115,7 @@ pub async fn verify(db: &Pool, name: &str, password: &str) -> Result<Option<User
     let row: Option<(String, String, String, i64)> =
         sqlx::query_as("SELECT name, password, role, created FROM users WHERE name = $1")
             .bind(name)
-            .fetch_optional(db)
+            .fetch_optional(db.reader())
             .await?;
     let hash = match &row {
         Some((_, hash, _, _)) => hash.clone(),
@@ -147,7 +147,7 @@ pub async fn create(db: &Pool, name: &str, password: &str, role: Role) -> Result
     .bind(&hash)
     .bind(role_name(role))
     .bind(created)
-    .execute(db)
+    .execute(db.writer())
     .await?
     .rows_affected();
     if inserted == 0 {
@@ -164,7 +164,7 @@ pub async fn create(db: &Pool, name: &str, password: &str, role: Role) -> Result
 pub async fn set_password(db: &Pool, name: &str, password: &str) -> Result<()> {
     check_password(password)?;
     let hash = hash_password(password.to_owned()).await?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let changed = sqlx::query("UPDATE users SET password = $1 WHERE name = $2")
         .bind(&hash)
         .bind(name)
@@ -186,7 +186,7 @@ pub async fn set_password(db: &Pool, name: &str, password: &str) -> Result<()> {
 pub async fn list(db: &Pool) -> Result<Vec<User>> {
     let rows: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT name, role, created FROM users ORDER BY name")
-            .fetch_all(db)
+            .fetch_all(db.reader())
             .await?;
     Ok(rows
         .into_iter()
@@ -203,7 +203,7 @@ pub async fn get(db: &Pool, name: &str) -> Result<Option<User>> {
     let row: Option<(String, String, i64)> =
         sqlx::query_as("SELECT name, role, created FROM users WHERE name = $1")
             .bind(name)
-            .fetch_optional(db)
+            .fetch_optional(db.reader())
             .await?;
     Ok(row.map(|(name, role, created)| User {
         name,
@@ -215,14 +215,14 @@ pub async fn get(db: &Pool, name: &str) -> Result<Option<User>> {
 /// How many admins exist.
 pub async fn admin_count(db: &Pool) -> Result<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-        .fetch_one(db)
+        .fetch_one(db.reader())
         .await?;
     Ok(n)
 }
 
 /// Remove a user with their keys and sessions; never the last admin.
 pub async fn remove(db: &Pool, name: &str) -> Result<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let role: Option<(String,)> = sqlx::query_as("SELECT role FROM users WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *tx)

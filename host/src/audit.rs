@@ -39,7 +39,7 @@ pub async fn record(
     .bind(target)
     .bind(detail)
     .bind(client)
-    .execute(db)
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -54,7 +54,7 @@ pub async fn page(db: &Pool, before: Option<i64>, limit: i64) -> Result<Vec<Entr
     )
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(db.reader())
     .await?;
     Ok(rows
         .into_iter()

@@ -10,17 +10,46 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-/// The pool type every store uses.
-pub type Pool = sqlx::SqlitePool;
+/// The database handle every store uses: a pool of readers and a single writer connection.
+///
+/// SQLite has one writer at a time. With several writing connections, a waiting writer polls for the
+/// lock (the busy handler sleeps and retries) and can starve behind a busy stream of other writes; a
+/// pool of one writer connection instead queues writers fairly (first come, first served) inside the
+/// process, and no write transaction can ever meet another's snapshot. Reads run beside the writer on
+/// their own connections (WAL). Other processes (the CLI) still meet the busy timeout.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl Pool {
+    /// For queries that only read.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// For statements and transactions that write.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// Close every connection (waits for those in use).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
 
 /// How long a statement waits for another connection's write lock before failing. Writes are short
 /// (one row, or one small transaction), so waiting this long means something is badly stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections in the pool. SQLite has one writer at a time; a few connections let reads proceed
-/// beside a write (WAL) without holding many file handles.
-const MAX_CONNECTIONS: u32 = 8;
+/// Reading connections. A few let reads proceed beside the write (WAL) without holding many file
+/// handles.
+const MAX_READERS: u32 = 8;
 
 /// How durable an acknowledged write is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,22 +85,35 @@ pub async fn open_with(path: &Path, durability: Durability) -> Result<Pool> {
         .synchronous(synchronous)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .connect_with(options)
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot open database {}", path.display()))?;
     sqlx::migrate!("./migrations")
-        .run(&pool)
+        .run(&write)
         .await
         .with_context(|| format!("cannot apply migrations to database {}", path.display()))?;
-    Ok(pool)
+    let read = SqlitePoolOptions::new()
+        .max_connections(MAX_READERS)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    Ok(Pool { read, write })
+}
+
+/// Start a transaction that will write. On SQLite this is `BEGIN IMMEDIATE`: the write lock is taken
+/// at the start (waiting up to the busy timeout), because a transaction that reads first and writes
+/// later fails at once with "database is locked" when another connection wrote in between. (PostgreSQL
+/// will use a plain `BEGIN`.)
+pub async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.writer().begin_with("BEGIN IMMEDIATE").await
 }
 
 /// SQLite's own consistency check of the whole file: `"ok"` when sound.
 pub async fn integrity_check(pool: &Pool) -> Result<String> {
     let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(pool)
+        .fetch_one(pool.reader())
         .await?;
     Ok(verdict)
 }
@@ -116,12 +158,12 @@ mod tests {
         let path = dir.join("sub/test.db");
         let pool = open(&path).await.unwrap();
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(&pool)
+            .fetch_one(pool.reader())
             .await
             .unwrap();
         assert_eq!(mode, "wal");
         let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
-            .fetch_one(&pool)
+            .fetch_one(pool.reader())
             .await
             .unwrap();
         assert_eq!(sync, 2, "synchronous = FULL");

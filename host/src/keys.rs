@@ -203,7 +203,7 @@ pub async fn create(
     .bind(scopes.join("\n"))
     .bind(expires_at)
     .bind(info.created)
-    .execute(db)
+    .execute(db.writer())
     .await?;
     Ok(NewKey { info, key })
 }
@@ -214,12 +214,12 @@ pub async fn list(db: &Pool, owner: Option<&str>) -> Result<Vec<KeyInfo>> {
         Some(owner) => {
             sqlx::query_as(&format!("{SELECT} WHERE owner = $1 ORDER BY created DESC, id"))
                 .bind(owner)
-                .fetch_all(db)
+                .fetch_all(db.reader())
                 .await?
         }
         None => {
             sqlx::query_as(&format!("{SELECT} ORDER BY created DESC, id"))
-                .fetch_all(db)
+                .fetch_all(db.reader())
                 .await?
         }
     };
@@ -230,7 +230,7 @@ pub async fn list(db: &Pool, owner: Option<&str>) -> Result<Vec<KeyInfo>> {
 pub async fn revoke(db: &Pool, which: &str) -> Result<KeyInfo> {
     let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} WHERE id = $1 OR prefix = $1"))
         .bind(which)
-        .fetch_all(db)
+        .fetch_all(db.reader())
         .await?;
     let key = match rows.len() {
         0 => bail!("no key with id or prefix {which:?}"),
@@ -239,7 +239,7 @@ pub async fn revoke(db: &Pool, which: &str) -> Result<KeyInfo> {
     };
     sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = $1")
         .bind(&key.id)
-        .execute(db)
+        .execute(db.writer())
         .await?;
     Ok(KeyInfo {
         revoked: true,
@@ -257,7 +257,7 @@ pub async fn lookup(db: &Pool, text: &str) -> Result<Option<KeyGrant>> {
          FROM api_keys k JOIN users u ON u.name = k.owner WHERE k.hash = $1",
     )
     .bind(sha256_hex(text))
-    .fetch_optional(db)
+    .fetch_optional(db.reader())
     .await?;
     Ok(row.map(|(id, owner, key_role, owner_role, scopes, expires_at, revoked)| {
         let key_role = parse_role(&key_role).unwrap_or(Role::User);
@@ -278,7 +278,7 @@ pub async fn touch(db: &Pool, id: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
-        .execute(db)
+        .execute(db.writer())
         .await?;
     Ok(())
 }

@@ -65,7 +65,7 @@ impl KvStore {
         let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM kv WHERE plugin = $1 AND key = $2")
             .bind(plugin)
             .bind(key)
-            .fetch_optional(&self.db)
+            .fetch_optional(self.db.reader())
             .await
             .map_err(unavailable)?;
         Ok(row.map(|(v,)| v))
@@ -82,7 +82,7 @@ impl KvStore {
             )));
         }
         let cap = self.cap_of(plugin);
-        let mut tx = self.db.begin().await.map_err(unavailable)?;
+        let mut tx = crate::db::begin_write(&self.db).await.map_err(unavailable)?;
         // The plugin's total without the value being replaced.
         let (others,): (i64,) = sqlx::query_as(
             "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM kv WHERE plugin = $1 AND key <> $2",
@@ -119,7 +119,7 @@ impl KvStore {
         let done = sqlx::query("DELETE FROM kv WHERE plugin = $1 AND key = $2")
             .bind(plugin)
             .bind(key)
-            .execute(&self.db)
+            .execute(self.db.writer())
             .await
             .map_err(unavailable)?;
         Ok(done.rows_affected() > 0)
@@ -135,7 +135,7 @@ impl KvStore {
         )
         .bind(plugin)
         .bind(prefix)
-        .fetch_all(&self.db)
+        .fetch_all(self.db.reader())
         .await
         .map_err(unavailable)?;
         Ok(rows.into_iter().map(|(k,)| k).collect())

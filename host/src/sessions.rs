@@ -43,7 +43,7 @@ pub async fn create(db: &Pool, user: &str) -> Result<(String, String)> {
     .bind(&csrf)
     .bind(user)
     .bind(now)
-    .execute(db)
+    .execute(db.writer())
     .await?;
     Ok((id, csrf))
 }
@@ -60,7 +60,7 @@ pub async fn lookup(db: &Pool, id: &str, lifetimes: Lifetimes) -> Result<Option<
          FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.id_hash = $1",
     )
     .bind(&id_hash)
-    .fetch_optional(db)
+    .fetch_optional(db.reader())
     .await?;
     let Some((user, csrf, created, last_seen, role)) = row else {
         return Ok(None);
@@ -69,7 +69,7 @@ pub async fn lookup(db: &Pool, id: &str, lifetimes: Lifetimes) -> Result<Option<
     if now - last_seen >= lifetimes.idle_ms || now - created >= lifetimes.absolute_ms {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(&id_hash)
-            .execute(db)
+            .execute(db.writer())
             .await?;
         return Ok(None);
     }
@@ -77,7 +77,7 @@ pub async fn lookup(db: &Pool, id: &str, lifetimes: Lifetimes) -> Result<Option<
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2")
             .bind(now)
             .bind(&id_hash)
-            .execute(db)
+            .execute(db.writer())
             .await?;
     }
     Ok(Some(Session {
@@ -92,7 +92,7 @@ pub async fn lookup(db: &Pool, id: &str, lifetimes: Lifetimes) -> Result<Option<
 pub async fn delete(db: &Pool, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(sha256_hex(id))
-        .execute(db)
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -103,7 +103,7 @@ pub async fn purge_expired(db: &Pool, lifetimes: Lifetimes) -> Result<u64> {
     let done = sqlx::query("DELETE FROM sessions WHERE last_seen <= $1 OR created <= $2")
         .bind(now - lifetimes.idle_ms)
         .bind(now - lifetimes.absolute_ms)
-        .execute(db)
+        .execute(db.writer())
         .await?;
     Ok(done.rows_affected())
 }
