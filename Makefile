@@ -45,11 +45,13 @@ fmt:
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
 ## bench: one fresh-instance call (criterion), the reload cost of 20 plugins (warm and cold cache), and
-## hello's req/s with deadlines on and off (wrk; apt-get install wrk).
+## hello's req/s with deadlines on and off (wrk; apt-get install wrk), and what accounts and the database
+## cost (kv writes with synchronous FULL vs NORMAL, key lookups, argon2id).
 bench: build
 	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench instantiate
 	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench reload
 	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench deadline
+	$(BENCH_ENV) $(CARGO) bench --locked -p plugin-host --bench accounts
 
 ## soak: the release host under load with a reload every 1,000 requests, alternating two builds of a
 ## plugin (compile cache off, so each reload compiles); RSS and live generations sampled, CSV + SVG in

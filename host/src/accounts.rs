@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::Serialize;
 
 use crate::bindings::types::Role;
@@ -90,8 +90,11 @@ pub async fn hash_password(password: String) -> Result<String> {
 /// Whether `password` matches the PHC string `hash` (on the blocking pool).
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)
@@ -119,9 +122,7 @@ pub async fn verify(db: &Pool, name: &str, password: &str) -> Result<Option<User
             .await?;
     let hash = match &row {
         Some((_, hash, _, _)) => hash.clone(),
-        None => {
-            tokio::task::spawn_blocking(|| dummy_hash().to_owned()).await?
-        }
+        None => tokio::task::spawn_blocking(|| dummy_hash().to_owned()).await?,
     };
     let matches = verify_password(password.to_owned(), hash).await;
     Ok(row
@@ -231,10 +232,9 @@ pub async fn remove(db: &Pool, name: &str) -> Result<()> {
         bail!("no user named {name:?}");
     };
     if role == "admin" {
-        let (admins,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
-                .fetch_one(&mut *tx)
-                .await?;
+        let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            .fetch_one(&mut *tx)
+            .await?;
         if admins <= 1 {
             bail!("{name:?} is the last admin; create another admin first");
         }

@@ -51,7 +51,10 @@ async fn reload(
 ) -> Response {
     let outcome = state.reload().await;
     let detail = match &outcome.error {
-        None => format!("generation {} (was {})", outcome.generation, outcome.previous),
+        None => format!(
+            "generation {} (was {})",
+            outcome.generation, outcome.previous
+        ),
         Some(error) => format!("failed: {error}"),
     };
     let client = crate::admin_accounts::client_of(&parts);

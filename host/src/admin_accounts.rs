@@ -80,7 +80,11 @@ pub(crate) fn too_many(wait: Duration, request_id: &str) -> Response {
 pub(crate) fn bad_request(e: anyhow::Error, request_id: &str) -> Response {
     if e.chain().any(|c| c.is::<sqlx::Error>()) {
         tracing::error!(error = %format!("{e:#}"), "admin request failed");
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error", request_id);
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+            request_id,
+        );
     }
     error_response(StatusCode::BAD_REQUEST, &format!("{e:#}"), request_id)
 }
@@ -94,7 +98,9 @@ pub(crate) async fn audit(
     detail: &str,
     client: &str,
 ) {
-    if let Err(e) = crate::audit::record(&state.auth.db, actor, action, target, detail, client).await {
+    if let Err(e) =
+        crate::audit::record(&state.auth.db, actor, action, target, detail, client).await
+    {
         tracing::error!(error = %format!("{e:#}"), %action, "cannot write audit row");
     }
 }
@@ -121,7 +127,8 @@ fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, String> 
         let map: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
             .collect();
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("invalid form: {e}"))
+        serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| format!("invalid form: {e}"))
     } else {
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
     }
@@ -169,7 +176,8 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     let Some(user) = user else {
         auth.limiter.failed(&limit_keys);
         tracing::warn!(user = %body.username, %client, "login failed");
-        let mut response = error_response(StatusCode::UNAUTHORIZED, "wrong user name or password", &id);
+        let mut response =
+            error_response(StatusCode::UNAUTHORIZED, "wrong user name or password", &id);
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"plugin-host\""),
@@ -202,7 +210,8 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
             .filter(|r| accounts::rank(*r) <= accounts::rank(role))
             .map(role_name)
             .collect();
-        Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf })).into_response()
+        Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf }))
+            .into_response()
     };
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -327,7 +336,15 @@ async fn add_user(
     match result {
         Ok(user) => {
             let detail = format!("role {}", user.role);
-            audit(&state, &who.actor(), "user.add", &user.name, &detail, &client_of(&parts)).await;
+            audit(
+                &state,
+                &who.actor(),
+                "user.add",
+                &user.name,
+                &detail,
+                &client_of(&parts),
+            )
+            .await;
             (StatusCode::CREATED, Json(json!({ "user": user }))).into_response()
         }
         Err(e) => bad_request(e, &id),
@@ -342,7 +359,15 @@ async fn remove_user(
 ) -> Response {
     match accounts::remove(&state.auth.db, &name).await {
         Ok(()) => {
-            audit(&state, &who.actor(), "user.remove", &name, "", &client_of(&parts)).await;
+            audit(
+                &state,
+                &who.actor(),
+                "user.remove",
+                &name,
+                "",
+                &client_of(&parts),
+            )
+            .await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => bad_request(e, &request_id(&parts)),
@@ -368,7 +393,15 @@ async fn set_password(
     };
     match accounts::set_password(&state.auth.db, &name, &req.password).await {
         Ok(()) => {
-            audit(&state, &who.actor(), "user.passwd", &name, "", &client_of(&parts)).await;
+            audit(
+                &state,
+                &who.actor(),
+                "user.passwd",
+                &name,
+                "",
+                &client_of(&parts),
+            )
+            .await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => bad_request(e, &id),
@@ -426,8 +459,21 @@ async fn create_key(
     .await;
     match result {
         Ok(new) => {
-            let detail = format!("id {} role {} scopes [{}]", new.info.id, new.info.role, new.info.scopes.join(","));
-            audit(&state, &who.actor(), "key.create", &new.info.owner, &detail, &client_of(&parts)).await;
+            let detail = format!(
+                "id {} role {} scopes [{}]",
+                new.info.id,
+                new.info.role,
+                new.info.scopes.join(",")
+            );
+            audit(
+                &state,
+                &who.actor(),
+                "key.create",
+                &new.info.owner,
+                &detail,
+                &client_of(&parts),
+            )
+            .await;
             no_store((StatusCode::CREATED, Json(&new)).into_response())
         }
         Err(e) => bad_request(e, &id),
@@ -443,7 +489,15 @@ async fn revoke_key(
     match keys::revoke(&state.auth.db, &key).await {
         Ok(info) => {
             let detail = format!("id {}", info.id);
-            audit(&state, &who.actor(), "key.revoke", &info.owner, &detail, &client_of(&parts)).await;
+            audit(
+                &state,
+                &who.actor(),
+                "key.revoke",
+                &info.owner,
+                &detail,
+                &client_of(&parts),
+            )
+            .await;
             Json(json!({ "key": info })).into_response()
         }
         Err(e) => bad_request(e, &request_id(&parts)),
@@ -478,7 +532,13 @@ mod tests {
     #[test]
     fn next_is_local_only() {
         assert_eq!(safe_next(Some("/admin/keys")), "/admin/keys");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil", "/a\r\nb"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "evil",
+            "/a\r\nb",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/admin", "{bad}");
         }
         assert_eq!(safe_next(None), "/admin");

@@ -199,7 +199,12 @@ impl AuthContext {
     }
 
     /// Authenticate, check CSRF, and authorize for a route needing `required` at `path`.
-    pub async fn check(&self, parts: &Parts, required: Role, path: &str) -> Result<Principal, AuthError> {
+    pub async fn check(
+        &self,
+        parts: &Parts,
+        required: Role,
+        path: &str,
+    ) -> Result<Principal, AuthError> {
         let principal = self.authenticate(parts).await?;
         authorize(&principal, required, path)?;
         Ok(principal)
@@ -331,7 +336,8 @@ pub fn authorize(principal: &Principal, required: Role, path: &str) -> Result<()
     }
     if principal.csrf_failed {
         return Err(AuthError::Forbidden(
-            "missing or wrong CSRF token: send the session's token in the x-csrf-token header".into(),
+            "missing or wrong CSRF token: send the session's token in the x-csrf-token header"
+                .into(),
         ));
     }
     if rank(principal.role) < rank(required) {

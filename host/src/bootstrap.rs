@@ -17,13 +17,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::AuthContext;
 use crate::bindings::types::Role;
 use crate::config::Config;
 use crate::db::constant_time_eq;
 use crate::kv::KvStore;
 use crate::server::error_response;
 use crate::state::AppState;
-use crate::auth::AuthContext;
 
 /// The environment variable with an operator-chosen bootstrap secret.
 pub const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
@@ -89,7 +89,11 @@ struct BootstrapBody {
 }
 
 /// `POST /admin/api/bootstrap {secret, username, password}`: create the first admin, once.
-pub(crate) async fn bootstrap(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
+pub(crate) async fn bootstrap(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
     let id = crate::admin_accounts::request_id(&parts);
     let auth = &state.auth;
     let client = crate::admin_accounts::client_of(&parts);
@@ -129,9 +133,18 @@ pub(crate) async fn bootstrap(State(state): State<Arc<AppState>>, parts: Parts, 
     match created {
         Ok(user) => {
             *auth.bootstrap.lock().expect("bootstrap lock") = None;
-            crate::admin_accounts::audit(&state, "bootstrap", "user.add", &user.name, "role admin", &client).await;
+            crate::admin_accounts::audit(
+                &state,
+                "bootstrap",
+                "user.add",
+                &user.name,
+                "role admin",
+                &client,
+            )
+            .await;
             tracing::info!(user = %user.name, "first admin created through bootstrap");
-            let mut response = (StatusCode::CREATED, axum::Json(json!({ "user": user }))).into_response();
+            let mut response =
+                (StatusCode::CREATED, axum::Json(json!({ "user": user }))).into_response();
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -151,7 +164,9 @@ mod tests {
         let db = crate::db::open(&dir.join("b.db")).await.unwrap();
         let auth = AuthContext::new(db, Config::defaults().auth);
         assert!(arm(&auth, Some("short".into())).await.is_err());
-        arm(&auth, Some("a-long-enough-secret".into())).await.unwrap();
+        arm(&auth, Some("a-long-enough-secret".into()))
+            .await
+            .unwrap();
         assert_eq!(
             auth.bootstrap.lock().unwrap().as_deref(),
             Some("a-long-enough-secret")

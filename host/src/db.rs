@@ -106,7 +106,9 @@ pub async fn open_with(path: &Path, durability: Durability) -> Result<Pool> {
 /// at the start (waiting up to the busy timeout), because a transaction that reads first and writes
 /// later fails at once with "database is locked" when another connection wrote in between. (PostgreSQL
 /// will use a plain `BEGIN`.)
-pub async fn begin_write(pool: &Pool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+pub async fn begin_write(
+    pool: &Pool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
     pool.writer().begin_with("BEGIN IMMEDIATE").await
 }
 

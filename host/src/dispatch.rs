@@ -13,9 +13,9 @@ use tracing::field;
 
 use crate::auth::AuthContext;
 use crate::bindings::types as wit;
-use crate::kv::KvStore;
 use crate::generation::Generation;
 use crate::invoke::CallError;
+use crate::kv::KvStore;
 use crate::manifest::{method_from_http, method_str};
 use crate::metrics::{Fault, Metrics, RouteLabels};
 use crate::routes::{Miss, split_path};
@@ -132,7 +132,11 @@ async fn call_plugin(
     span.record("version", field::display(&plugin.manifest.version));
 
     let auth = parts.extensions.get::<Arc<AuthContext>>();
-    let principal = match auth.expect("router adds the auth context").check(parts, route.role, path).await {
+    let principal = match auth
+        .expect("router adds the auth context")
+        .check(parts, route.role, path)
+        .await
+    {
         Ok(principal) => crate::auth::effective(principal),
         Err(e) => return e.into_response(request_id),
     };

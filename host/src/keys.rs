@@ -51,11 +51,23 @@ pub struct NewKey {
     pub key: String,
 }
 
-type Row = (String, String, String, String, String, Option<i64>, i64, i64, Option<i64>);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+);
 
 const SELECT: &str = "SELECT id, prefix, owner, role, scopes, expires_at, revoked, created, last_used_at FROM api_keys";
 
-fn info((id, prefix, owner, role, scopes, expires_at, revoked, created, last_used_at): Row) -> KeyInfo {
+fn info(
+    (id, prefix, owner, role, scopes, expires_at, revoked, created, last_used_at): Row,
+) -> KeyInfo {
     KeyInfo {
         id,
         prefix,
@@ -70,7 +82,10 @@ fn info((id, prefix, owner, role, scopes, expires_at, revoked, created, last_use
 }
 
 fn split_scopes(text: &str) -> Vec<String> {
-    text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Check a scope: an absolute path prefix without query or fragment.
@@ -115,8 +130,12 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64> {
         None => (text, None),
     };
     let parts: Vec<&str> = date.split('-').collect();
-    let bad = || anyhow::anyhow!("invalid expiry {text:?}: use 30d, 12h, 2027-01-31 or 2027-01-31T12:00:00Z");
-    let [y, m, d] = parts[..] else { return Err(bad()) };
+    let bad = || {
+        anyhow::anyhow!("invalid expiry {text:?}: use 30d, 12h, 2027-01-31 or 2027-01-31T12:00:00Z")
+    };
+    let [y, m, d] = parts[..] else {
+        return Err(bad());
+    };
     let (y, m, d): (i64, i64, i64) = (
         y.parse().map_err(|_| bad())?,
         m.parse().map_err(|_| bad())?,
@@ -175,11 +194,18 @@ pub async fn create(
     if rank(role) > rank(owner_role) || role == Role::Anonymous {
         bail!(
             "a key of {owner:?} can have role user{}, not {}",
-            if owner_role == Role::Admin { " or admin" } else { "" },
+            if owner_role == Role::Admin {
+                " or admin"
+            } else {
+                ""
+            },
             role_name(role)
         );
     }
-    let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(crate::db::random_bytes::<32>()));
+    let key = format!(
+        "{KEY_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(crate::db::random_bytes::<32>())
+    );
     let info = KeyInfo {
         id: crate::db::hex(&crate::db::random_bytes::<8>()),
         prefix: key[..VISIBLE_CHARS].to_owned(),
@@ -212,10 +238,12 @@ pub async fn create(
 pub async fn list(db: &Pool, owner: Option<&str>) -> Result<Vec<KeyInfo>> {
     let rows: Vec<Row> = match owner {
         Some(owner) => {
-            sqlx::query_as(&format!("{SELECT} WHERE owner = $1 ORDER BY created DESC, id"))
-                .bind(owner)
-                .fetch_all(db.reader())
-                .await?
+            sqlx::query_as(&format!(
+                "{SELECT} WHERE owner = $1 ORDER BY created DESC, id"
+            ))
+            .bind(owner)
+            .fetch_all(db.reader())
+            .await?
         }
         None => {
             sqlx::query_as(&format!("{SELECT} ORDER BY created DESC, id"))
@@ -259,18 +287,24 @@ pub async fn lookup(db: &Pool, text: &str) -> Result<Option<KeyGrant>> {
     .bind(sha256_hex(text))
     .fetch_optional(db.reader())
     .await?;
-    Ok(row.map(|(id, owner, key_role, owner_role, scopes, expires_at, revoked)| {
-        let key_role = parse_role(&key_role).unwrap_or(Role::User);
-        let owner_role = parse_role(&owner_role).unwrap_or(Role::User);
-        KeyGrant {
-            id,
-            owner,
-            role: if rank(key_role) <= rank(owner_role) { key_role } else { owner_role },
-            scopes: split_scopes(&scopes),
-            expires_at,
-            revoked: revoked != 0,
-        }
-    }))
+    Ok(row.map(
+        |(id, owner, key_role, owner_role, scopes, expires_at, revoked)| {
+            let key_role = parse_role(&key_role).unwrap_or(Role::User);
+            let owner_role = parse_role(&owner_role).unwrap_or(Role::User);
+            KeyGrant {
+                id,
+                owner,
+                role: if rank(key_role) <= rank(owner_role) {
+                    key_role
+                } else {
+                    owner_role
+                },
+                scopes: split_scopes(&scopes),
+                expires_at,
+                revoked: revoked != 0,
+            }
+        },
+    ))
 }
 
 /// Record that key `id` was used at `now` (callers do this at most once a minute per key).

@@ -62,12 +62,13 @@ impl KvStore {
     /// `plugin`'s value under `key`.
     pub async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM kv WHERE plugin = $1 AND key = $2")
-            .bind(plugin)
-            .bind(key)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(unavailable)?;
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT value FROM kv WHERE plugin = $1 AND key = $2")
+                .bind(plugin)
+                .bind(key)
+                .fetch_optional(self.db.reader())
+                .await
+                .map_err(unavailable)?;
         Ok(row.map(|(v,)| v))
     }
 
@@ -82,7 +83,9 @@ impl KvStore {
             )));
         }
         let cap = self.cap_of(plugin);
-        let mut tx = crate::db::begin_write(&self.db).await.map_err(unavailable)?;
+        let mut tx = crate::db::begin_write(&self.db)
+            .await
+            .map_err(unavailable)?;
         // The plugin's total without the value being replaced.
         let (others,): (i64,) = sqlx::query_as(
             "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM kv WHERE plugin = $1 AND key <> $2",

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use crate::auth::AuthContext;
 use crate::config::Config;
-use crate::kv::KvStore;
 use crate::generation::{BuildError, Generation, PluginInfo};
+use crate::kv::KvStore;
 use crate::metrics::{Gauges, Metrics};
 
 /// State shared by every request for the life of the process.

@@ -16,7 +16,11 @@ async fn user_key(
     expires_at: Option<i64>,
 ) -> String {
     let db = &server.state.auth().db;
-    if plugin_host::accounts::get(db, name).await.unwrap().is_none() {
+    if plugin_host::accounts::get(db, name)
+        .await
+        .unwrap()
+        .is_none()
+    {
         plugin_host::accounts::create(db, name, "a-password-for-tests", role)
             .await
             .unwrap();
@@ -43,13 +47,19 @@ async fn post_note(server: &TestServer, key: Option<&str>) -> reqwest::Response 
 async fn no_credentials_is_401_and_too_low_a_role_is_403() {
     let server = TestServer::examples().await;
     let response = post_note(&server, None).await;
-    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"plugin-host\"");
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"plugin-host\""
+    );
     let (status, message) = json_error(response).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(message.contains("needs role user"), "{message}");
 
     let ada = user_key(&server, "ada", Role::User, &[], None).await;
-    assert_eq!(post_note(&server, Some(&ada)).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        post_note(&server, Some(&ada)).await.status(),
+        StatusCode::CREATED
+    );
     let response = server
         .client
         .post(server.url("/admin/api/reload"))
@@ -61,7 +71,12 @@ async fn no_credentials_is_401_and_too_low_a_role_is_403() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(message.contains("needs role admin"), "{message}");
     // The admin API has no anonymous door any more, loopback or not.
-    let response = server.client.get(server.url("/admin/api/generations")).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url("/admin/api/generations"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // Open endpoints stay open.
     for path in ["/healthz", "/readyz", "/metrics"] {
@@ -94,8 +109,17 @@ async fn unknown_revoked_and_expired_keys_are_401_even_on_anonymous_routes() {
         (&"not-even-a-key".to_owned(), "unknown API key"),
     ] {
         for path in ["/hello/world", "/notes"] {
-            let response = server.client.get(server.url(path)).bearer_auth(key).send().await.unwrap();
-            assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"plugin-host\"");
+            let response = server
+                .client
+                .get(server.url(path))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Bearer realm=\"plugin-host\""
+            );
             let (status, message) = json_error(response).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {expect}");
             assert!(message.contains(expect), "{message}");
@@ -108,12 +132,27 @@ async fn unknown_revoked_and_expired_keys_are_401_even_on_anonymous_routes() {
 async fn a_key_outside_its_scope_is_403() {
     let server = TestServer::examples().await;
     let key = user_key(&server, "ada", Role::User, &["/notes"], None).await;
-    assert_eq!(post_note(&server, Some(&key)).await.status(), StatusCode::CREATED);
-    let response = server.client.get(server.url("/notes")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(
+        post_note(&server, Some(&key)).await.status(),
+        StatusCode::CREATED
+    );
+    let response = server
+        .client
+        .get(server.url("/notes"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     // Outside: another plugin's route, and the admin API (the key's role would not do there anyway).
     for path in ["/hello/world", "/admin/api/session"] {
-        let response = server.client.get(server.url(path)).bearer_auth(&key).send().await.unwrap();
+        let response = server
+            .client
+            .get(server.url(path))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
         let (status, message) = json_error(response).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(message.contains("limited to /notes"), "{message}");
@@ -153,7 +192,9 @@ async fn a_key_is_accepted_in_each_form_and_never_above_its_owner() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // A user cannot hold an admin key, and a key dies with its owner.
     let db = &server.state.auth().db;
-    let err = plugin_host::keys::create(db, "ada", Some(Role::Admin), &[], None).await.unwrap_err();
+    let err = plugin_host::keys::create(db, "ada", Some(Role::Admin), &[], None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("can have role user"), "{err}");
     plugin_host::accounts::remove(db, "ada").await.unwrap();
     let response = c.get(&url).bearer_auth(&key).send().await.unwrap();
@@ -171,8 +212,14 @@ async fn login(server: &TestServer, user: &str, password: &str) -> (String, Stri
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"), "{cookie}");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"), "plain-HTTP default: {cookie}");
     let pair = cookie.split(';').next().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
@@ -200,18 +247,31 @@ async fn session_login_csrf_and_logout() {
     assert_eq!(session["roles"], json!(["user", "admin"]));
 
     // Reads need no token; state changes need the right one.
-    let reads = c.get(server.url("/admin/api/generations")).header("cookie", &cookie);
+    let reads = c
+        .get(server.url("/admin/api/generations"))
+        .header("cookie", &cookie);
     assert_eq!(reads.send().await.unwrap().status(), StatusCode::OK);
-    let reload = || c.post(server.url("/admin/api/reload")).header("cookie", &cookie);
+    let reload = || {
+        c.post(server.url("/admin/api/reload"))
+            .header("cookie", &cookie)
+    };
     let (status, message) = json_error(reload().send().await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(message.contains("CSRF"), "{message}");
-    let wrong = reload().header("x-csrf-token", "wrong").send().await.unwrap();
+    let wrong = reload()
+        .header("x-csrf-token", "wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let right = reload().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(right.status(), StatusCode::OK);
     // The same rule on plugin routes: a session write without the token is refused.
-    let note = || c.post(server.url("/notes")).header("cookie", &cookie).json(&json!({"title": "x"}));
+    let note = || {
+        c.post(server.url("/notes"))
+            .header("cookie", &cookie)
+            .json(&json!({"title": "x"}))
+    };
     assert_eq!(note().send().await.unwrap().status(), StatusCode::FORBIDDEN);
     let created = note().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -219,12 +279,28 @@ async fn session_login_csrf_and_logout() {
     assert_eq!(body["author"], ADMIN_USER);
 
     // Logout needs the token too, then the cookie is worthless.
-    let logout = || c.post(server.url("/admin/logout")).header("cookie", &cookie);
-    assert_eq!(logout().send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let logout = || {
+        c.post(server.url("/admin/logout"))
+            .header("cookie", &cookie)
+    };
+    assert_eq!(
+        logout().send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
     let out = logout().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(out.status(), StatusCode::OK);
-    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
-    let after = c.get(server.url("/admin/api/session")).header("cookie", &cookie).send().await.unwrap();
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = c
+        .get(server.url("/admin/api/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     let (status, message) = json_error(after).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(message.contains("session has expired"), "{message}");
@@ -242,7 +318,11 @@ async fn form_login_redirects_only_to_local_paths() {
         let response = server
             .client
             .post(server.url("/admin/login"))
-            .form(&[("username", ADMIN_USER), ("password", ADMIN_PASSWORD), ("next", next)])
+            .form(&[
+                ("username", ADMIN_USER),
+                ("password", ADMIN_PASSWORD),
+                ("next", next),
+            ])
             .send()
             .await
             .unwrap();
@@ -259,8 +339,17 @@ async fn form_login_redirects_only_to_local_paths() {
         .send()
         .await
         .unwrap();
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let csrf = response.json::<Value>().await.unwrap()["csrf"].as_str().unwrap().to_owned();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = response.json::<Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = server
         .client
         .post(server.url("/admin/logout"))
@@ -281,7 +370,10 @@ async fn sessions_expire_when_idle_and_absolutely() {
     })
     .await;
     let whoami = |cookie: String| {
-        let request = server.client.get(server.url("/admin/api/session")).header("cookie", cookie);
+        let request = server
+            .client
+            .get(server.url("/admin/api/session"))
+            .header("cookie", cookie);
         async move { request.send().await.unwrap().status() }
     };
     // Idle: one quiet second ends it.
@@ -316,7 +408,10 @@ async fn failed_logins_are_rate_limited_per_user_and_address() {
         async move { request.send().await.unwrap() }
     };
     for _ in 0..3 {
-        assert_eq!(attempt(ADMIN_USER, "wrong password").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            attempt(ADMIN_USER, "wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     // Locked out now, even with the right password.
     let response = attempt(ADMIN_USER, ADMIN_PASSWORD).await;
@@ -325,10 +420,16 @@ async fn failed_logins_are_rate_limited_per_user_and_address() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(message.contains("retry in"), "{message}");
     // The address is locked too: another name from the same client waits as well.
-    assert_eq!(attempt("someone", "x").await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        attempt("someone", "x").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // After the lockout, the right password works and clears the count.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(attempt(ADMIN_USER, ADMIN_PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        attempt(ADMIN_USER, ADMIN_PASSWORD).await.status(),
+        StatusCode::OK
+    );
     server.stop().await;
 }
 
@@ -337,8 +438,13 @@ async fn the_database_holds_only_hashes_of_passwords_and_keys() {
     let server = TestServer::examples().await;
     let password = "grep-me-if-you-can-1234";
     let db = &server.state.auth().db;
-    plugin_host::accounts::create(db, "ada", password, Role::User).await.unwrap();
-    let key = plugin_host::keys::create(db, "ada", None, &[], None).await.unwrap().key;
+    plugin_host::accounts::create(db, "ada", password, Role::User)
+        .await
+        .unwrap();
+    let key = plugin_host::keys::create(db, "ada", None, &[], None)
+        .await
+        .unwrap()
+        .key;
     let (cookie, csrf) = login(&server, ADMIN_USER, ADMIN_PASSWORD).await;
     let session_id = cookie.strip_prefix("ph_session=").unwrap().to_owned();
     let data = server.stop_keep_data().await;
@@ -351,7 +457,10 @@ async fn the_database_holds_only_hashes_of_passwords_and_keys() {
         }
     }
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.contains("$argon2id$"), "argon2id PHC strings are stored");
+    assert!(
+        text.contains("$argon2id$"),
+        "argon2id PHC strings are stored"
+    );
     for secret in [password, ADMIN_PASSWORD, &key, &key[4..], &session_id] {
         assert!(!text.contains(secret), "a secret is in the database file");
     }

@@ -12,7 +12,8 @@ async fn admin_changes_write_audit_rows() {
     let server = TestServer::examples().await;
     let c = &server.client;
     let admin = |method: reqwest::Method, path: &str| {
-        c.request(method, server.url(path)).bearer_auth(&server.admin_key)
+        c.request(method, server.url(path))
+            .bearer_auth(&server.admin_key)
     };
     let created = admin(reqwest::Method::POST, "/admin/api/users")
         .json(&json!({ "name": "ada", "password": "a-long-password", "role": "user" }))
@@ -39,8 +40,14 @@ async fn admin_changes_write_audit_rows() {
         .await
         .unwrap();
     assert_eq!(listed["keys"][0]["id"], id);
-    assert!(listed["keys"][0].get("key").is_none(), "listings never show the key");
-    let revoked = admin(reqwest::Method::DELETE, &format!("/admin/api/keys/{id}")).send().await.unwrap();
+    assert!(
+        listed["keys"][0].get("key").is_none(),
+        "listings never show the key"
+    );
+    let revoked = admin(reqwest::Method::DELETE, &format!("/admin/api/keys/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
     let bad = admin(reqwest::Method::POST, "/admin/api/users")
         .json(&json!({ "name": "ada", "password": "a-long-password" }))
@@ -51,9 +58,15 @@ async fn admin_changes_write_audit_rows() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("already exists"), "{message}");
     assert_eq!(server.reload().await.0, StatusCode::OK);
-    let removed = admin(reqwest::Method::DELETE, "/admin/api/users/ada").send().await.unwrap();
+    let removed = admin(reqwest::Method::DELETE, "/admin/api/users/ada")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-    let last_admin = admin(reqwest::Method::DELETE, "/admin/api/users/admin").send().await.unwrap();
+    let last_admin = admin(reqwest::Method::DELETE, "/admin/api/users/admin")
+        .send()
+        .await
+        .unwrap();
     let (status, message) = json_error(last_admin).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("last admin"), "{message}");
@@ -65,15 +78,32 @@ async fn admin_changes_write_audit_rows() {
     let (_, rest) = server
         .admin_get_json(&format!("/admin/api/audit?before={}", page["next"]))
         .await;
-    let all: Vec<&Value> = entries.iter().chain(rest["entries"].as_array().unwrap()).collect();
+    let all: Vec<&Value> = entries
+        .iter()
+        .chain(rest["entries"].as_array().unwrap())
+        .collect();
     let actions: Vec<&str> = all.iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["user.remove", "reload", "key.revoke", "key.create", "user.add"]);
+    assert_eq!(
+        actions,
+        [
+            "user.remove",
+            "reload",
+            "key.revoke",
+            "key.create",
+            "user.add"
+        ]
+    );
     for e in &all {
         assert!(e["actor"].as_str().unwrap().starts_with("key:"), "{e}");
         assert_eq!(e["client"], "127.0.0.1");
     }
     assert_eq!(all[4]["target"], "ada");
-    assert!(all[1]["detail"].as_str().unwrap().starts_with("generation 2"));
+    assert!(
+        all[1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("generation 2")
+    );
     server.stop().await;
 }
 
@@ -86,22 +116,56 @@ fn cli(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
 async fn cli_manages_users_and_keys_in_the_servers_database() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
-    let (ok, out, err) = cli(&["user", "add", "root", "--admin", "--password-stdin", "--data", d], Some("a-long-password\n"));
+    let (ok, out, err) = cli(
+        &[
+            "user",
+            "add",
+            "root",
+            "--admin",
+            "--password-stdin",
+            "--data",
+            d,
+        ],
+        Some("a-long-password\n"),
+    );
     assert!(ok, "{err}");
     assert!(out.contains("created admin user root"), "{out}");
-    let (ok, _, err) = cli(&["user", "add", "root", "--password-stdin", "--data", d], Some("another-password\n"));
+    let (ok, _, err) = cli(
+        &["user", "add", "root", "--password-stdin", "--data", d],
+        Some("another-password\n"),
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = cli(&["user", "add", "short", "--password-stdin", "--data", d], Some("short\n"));
+    let (ok, _, err) = cli(
+        &["user", "add", "short", "--password-stdin", "--data", d],
+        Some("short\n"),
+    );
     assert!(!ok && err.contains("at least 8"), "{err}");
     let (ok, _, err) = cli(&["user", "add", "nopass", "--data", d], None);
     assert!(!ok && err.contains("--password-stdin"), "{err}");
-    let (ok, out, err) = cli(&["key", "create", "--user", "root", "--scope", "/hello", "--expires", "30d", "--data", d], None);
+    let (ok, out, err) = cli(
+        &[
+            "key",
+            "create",
+            "--user",
+            "root",
+            "--scope",
+            "/hello",
+            "--expires",
+            "30d",
+            "--data",
+            d,
+        ],
+        None,
+    );
     assert!(ok, "{err}");
     let key = out.trim().to_owned();
     assert!(key.starts_with("phk_") && key.len() == 47, "{key}");
     assert!(err.contains("shown only now"), "{err}");
     let (ok, out, _) = cli(&["key", "list", "--data", d], None);
-    assert!(ok && out.contains(&key[..12]) && out.contains("active") && out.contains("/hello"), "{out}");
+    assert!(
+        ok && out.contains(&key[..12]) && out.contains("active") && out.contains("/hello"),
+        "{out}"
+    );
     assert!(!out.contains(&key), "listings never show the key");
     let (ok, out, _) = cli(&["user", "list", "--data", d], None);
     assert!(ok && out.contains("root") && out.contains("admin"), "{out}");
@@ -110,22 +174,48 @@ async fn cli_manages_users_and_keys_in_the_servers_database() {
 
     // The server on the same data directory accepts the key, within its scope.
     let plugins = example("hello");
-    let host = HostProcess::serve(&["--plugins", plugins.parent().unwrap().to_str().unwrap(), "--data", d]);
+    let host = HostProcess::serve(&[
+        "--plugins",
+        plugins.parent().unwrap().to_str().unwrap(),
+        "--data",
+        d,
+    ]);
     let client = reqwest::Client::new();
-    let hello = client.get(host.url("/hello/cli")).bearer_auth(&key).send().await.unwrap();
+    let hello = client
+        .get(host.url("/hello/cli"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(hello.status(), StatusCode::OK);
-    let outside = client.get(host.url("/admin/api/generations")).bearer_auth(&key).send().await.unwrap();
+    let outside = client
+        .get(host.url("/admin/api/generations"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(outside.status(), StatusCode::FORBIDDEN);
     // Revoking from the CLI while the server runs takes effect at once.
     let (ok, out, err) = cli(&["key", "revoke", &key[..12], "--data", d], None);
     assert!(ok, "{err}");
     assert!(out.contains("revoked"), "{out}");
-    let hello = client.get(host.url("/hello/cli")).bearer_auth(&key).send().await.unwrap();
+    let hello = client
+        .get(host.url("/hello/cli"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(hello.status(), StatusCode::UNAUTHORIZED);
-    let (ok, out, _) = cli(&["user", "passwd", "root", "--password-stdin", "--data", d], Some("a-new-long-password\n"));
+    let (ok, out, _) = cli(
+        &["user", "passwd", "root", "--password-stdin", "--data", d],
+        Some("a-new-long-password\n"),
+    );
     assert!(ok && out.contains("changed"), "{out}");
     // Every CLI change is in the audit log, by the OS user.
-    let admin_key = cli(&["key", "create", "--user", "root", "--data", d], None).1.trim().to_owned();
+    let admin_key = cli(&["key", "create", "--user", "root", "--data", d], None)
+        .1
+        .trim()
+        .to_owned();
     let page: Value = client
         .get(host.url("/admin/api/audit"))
         .header("x-api-key", &admin_key)
@@ -135,9 +225,28 @@ async fn cli_manages_users_and_keys_in_the_servers_database() {
         .json()
         .await
         .unwrap();
-    let actions: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["key.create", "user.passwd", "key.revoke", "key.create", "user.add"]);
-    assert!(page["entries"][0]["actor"].as_str().unwrap().starts_with("cli:"));
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "key.create",
+            "user.passwd",
+            "key.revoke",
+            "key.create",
+            "user.add"
+        ]
+    );
+    assert!(
+        page["entries"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("cli:")
+    );
     host.terminate();
     host.wait(Duration::from_secs(15));
 }
@@ -148,7 +257,12 @@ async fn bootstrap_secret_creates_the_first_admin_once() {
     let plugins = example("hello");
     let secret = "a-bootstrap-secret-for-tests";
     let host = HostProcess::serve_env(
-        &["--plugins", plugins.parent().unwrap().to_str().unwrap(), "--data", data.path().to_str().unwrap()],
+        &[
+            "--plugins",
+            plugins.parent().unwrap().to_str().unwrap(),
+            "--data",
+            data.path().to_str().unwrap(),
+        ],
         &[("PLUGIN_HOST_BOOTSTRAP_SECRET", secret)],
     );
     let client = reqwest::Client::new();
@@ -161,7 +275,10 @@ async fn bootstrap_secret_creates_the_first_admin_once() {
     let (status, message) = json_error(boot("wrong-secret", "root").await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(message.contains("wrong bootstrap secret"), "{message}");
-    assert_eq!(boot(secret, "root").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(
+        boot(secret, "root").await.unwrap().status(),
+        StatusCode::CREATED
+    );
     let (status, message) = json_error(boot(secret, "second").await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(message.contains("closed"), "{message}");
@@ -174,8 +291,14 @@ async fn bootstrap_secret_creates_the_first_admin_once() {
     assert_eq!(login.status(), StatusCode::OK);
     host.terminate();
     let (_, stderr) = host.wait(Duration::from_secs(15));
-    assert!(!stderr.contains(secret), "the operator's secret is never logged");
-    assert!(!stderr.contains("a-long-password"), "passwords are never logged");
+    assert!(
+        !stderr.contains(secret),
+        "the operator's secret is never logged"
+    );
+    assert!(
+        !stderr.contains("a-long-password"),
+        "passwords are never logged"
+    );
 }
 
 #[tokio::test]

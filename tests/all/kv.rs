@@ -20,7 +20,13 @@ async fn kv_server(
 }
 
 async fn put(server: &TestServer, path: &str, value: Vec<u8>) -> reqwest::Response {
-    server.client.put(server.url(path)).body(value).send().await.unwrap()
+    server
+        .client
+        .put(server.url(path))
+        .body(value)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn get(server: &TestServer, path: &str) -> (StatusCode, Vec<u8>) {
@@ -31,18 +37,48 @@ async fn get(server: &TestServer, path: &str) -> (StatusCode, Vec<u8>) {
 #[tokio::test]
 async fn plugins_never_see_each_others_keys() {
     let (server, _dir) = kv_server(|_| {}).await;
-    assert_eq!(put(&server, "/kv-a/shared", b"from a".to_vec()).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(put(&server, "/kv-b/shared", b"from b".to_vec()).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(put(&server, "/kv-a/only-a", b"x".to_vec()).await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(get(&server, "/kv-a/shared").await, (StatusCode::OK, b"from a".to_vec()));
-    assert_eq!(get(&server, "/kv-b/shared").await, (StatusCode::OK, b"from b".to_vec()));
+    assert_eq!(
+        put(&server, "/kv-a/shared", b"from a".to_vec())
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put(&server, "/kv-b/shared", b"from b".to_vec())
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put(&server, "/kv-a/only-a", b"x".to_vec()).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        get(&server, "/kv-a/shared").await,
+        (StatusCode::OK, b"from a".to_vec())
+    );
+    assert_eq!(
+        get(&server, "/kv-b/shared").await,
+        (StatusCode::OK, b"from b".to_vec())
+    );
     assert_eq!(get(&server, "/kv-b/only-a").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(server.get_json("/kv-a").await.1, json!(["only-a", "shared"]));
+    assert_eq!(
+        server.get_json("/kv-a").await.1,
+        json!(["only-a", "shared"])
+    );
     assert_eq!(server.get_json("/kv-b").await.1, json!(["shared"]));
-    assert_eq!(server.get_json("/kv-a?prefix=on").await.1, json!(["only-a"]));
+    assert_eq!(
+        server.get_json("/kv-a?prefix=on").await.1,
+        json!(["only-a"])
+    );
     // Prefixes are literal: % and _ are not wildcards.
     assert_eq!(server.get_json("/kv-a?prefix=%25").await.1, json!([]));
-    let deleted = server.client.delete(server.url("/kv-a/shared")).send().await.unwrap();
+    let deleted = server
+        .client
+        .delete(server.url("/kv-a/shared"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(get(&server, "/kv-a/shared").await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&server, "/kv-b/shared").await.0, StatusCode::OK);
@@ -61,7 +97,9 @@ async fn values_and_plugins_are_capped() {
     assert!(message.contains("at most 100 bytes"), "{message}");
     // kv-b: 3 x (2-byte key + 90 bytes) = 276 fits; a fourth does not, and nothing is written.
     for k in ["k1", "k2", "k3"] {
-        let status = put(&server, &format!("/kv-b/{k}"), vec![1; 90]).await.status();
+        let status = put(&server, &format!("/kv-b/{k}"), vec![1; 90])
+            .await
+            .status();
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
     let (status, message) = json_error(put(&server, "/kv-b/k4", vec![1; 90]).await).await;
@@ -69,9 +107,15 @@ async fn values_and_plugins_are_capped() {
     assert!(message.contains("may store 300 bytes"), "{message}");
     assert_eq!(get(&server, "/kv-b/k4").await.0, StatusCode::NOT_FOUND);
     // Replacing a value counts its new size, not both.
-    assert_eq!(put(&server, "/kv-b/k3", vec![2; 95]).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        put(&server, "/kv-b/k3", vec![2; 95]).await.status(),
+        StatusCode::NO_CONTENT
+    );
     // kv-a has the global cap, untouched by kv-b's.
-    assert_eq!(put(&server, "/kv-a/k4", vec![1; 90]).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        put(&server, "/kv-a/k4", vec![1; 90]).await.status(),
+        StatusCode::NO_CONTENT
+    );
     server.stop().await;
 }
 
@@ -84,12 +128,21 @@ async fn data_survives_reloads_and_restarts() {
         move |c| c.plugins_dir = path
     })
     .await;
-    assert_eq!(put(&server, "/kv-a/kept", b"1".to_vec()).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        put(&server, "/kv-a/kept", b"1".to_vec()).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(server.reload().await.0, StatusCode::OK);
-    assert_eq!(get(&server, "/kv-a/kept").await, (StatusCode::OK, b"1".to_vec()));
+    assert_eq!(
+        get(&server, "/kv-a/kept").await,
+        (StatusCode::OK, b"1".to_vec())
+    );
     let data = server.stop_keep_data().await;
     let server = TestServer::start_in(data, move |c| c.plugins_dir = path).await;
-    assert_eq!(get(&server, "/kv-a/kept").await, (StatusCode::OK, b"1".to_vec()));
+    assert_eq!(
+        get(&server, "/kv-a/kept").await,
+        (StatusCode::OK, b"1".to_vec())
+    );
     server.stop().await;
 }
 
@@ -97,11 +150,24 @@ async fn data_survives_reloads_and_restarts() {
 async fn notes_crud_reads_anonymous_writes_need_a_user() {
     let server = TestServer::examples().await;
     let db = &server.state.auth().db;
-    plugin_host::accounts::create(db, "ada", "a-password-for-tests", Role::User).await.unwrap();
-    let key = plugin_host::keys::create(db, "ada", None, &[], None).await.unwrap().key;
+    plugin_host::accounts::create(db, "ada", "a-password-for-tests", Role::User)
+        .await
+        .unwrap();
+    let key = plugin_host::keys::create(db, "ada", None, &[], None)
+        .await
+        .unwrap()
+        .key;
     let c = &server.client;
-    assert_eq!(server.get_json("/notes").await, (StatusCode::OK, json!({ "notes": [] })));
-    let anonymous = c.post(server.url("/notes")).json(&json!({"title": "x"})).send().await.unwrap();
+    assert_eq!(
+        server.get_json("/notes").await,
+        (StatusCode::OK, json!({ "notes": [] }))
+    );
+    let anonymous = c
+        .post(server.url("/notes"))
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let created = c
         .post(server.url("/notes"))
@@ -126,10 +192,24 @@ async fn notes_crud_reads_anonymous_writes_need_a_user() {
     assert_eq!(updated.status(), StatusCode::OK);
     let (_, list) = server.get_json("/notes").await;
     assert_eq!(list["notes"][0]["title"], "changed");
-    let bad = c.post(server.url("/notes")).bearer_auth(&key).json(&json!({"title": " "})).send().await.unwrap();
+    let bad = c
+        .post(server.url("/notes"))
+        .bearer_auth(&key)
+        .json(&json!({"title": " "}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let gone = c.delete(server.url(&format!("/notes/{id}"))).bearer_auth(&key).send().await.unwrap();
+    let gone = c
+        .delete(server.url(&format!("/notes/{id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
-    assert_eq!(server.get_json(&format!("/notes/{id}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get_json(&format!("/notes/{id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
     server.stop().await;
 }

@@ -125,7 +125,11 @@ impl TestServer {
         let addr = server.local_addr();
         let state = server.state();
         let db = &state.auth().db;
-        if plugin_host::accounts::get(db, ADMIN_USER).await.unwrap().is_none() {
+        if plugin_host::accounts::get(db, ADMIN_USER)
+            .await
+            .unwrap()
+            .is_none()
+        {
             plugin_host::accounts::create(db, ADMIN_USER, ADMIN_PASSWORD, Role::Admin)
                 .await
                 .unwrap();

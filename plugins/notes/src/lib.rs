@@ -29,24 +29,28 @@ struct NoteInput {
 }
 
 fn plugin() -> Plugin {
-    Plugin::new("notes", env!("CARGO_PKG_VERSION"), "Notes in the plugin key-value store")
-        .get("/notes", list)
-        .summary("All notes")
-        .view("notes.html")
-        .post("/notes", create)
-        .summary("Add a note")
-        .role(Role::User)
-        .get("/notes/{id}", show)
-        .summary("One note")
-        .view("note.html")
-        .put("/notes/{id}", update)
-        .summary("Change a note")
-        .role(Role::User)
-        .delete("/notes/{id}", remove)
-        .summary("Delete a note")
-        .role(Role::User)
-        .template("notes.html", include_str!("../templates/notes.html"))
-        .template("note.html", include_str!("../templates/note.html"))
+    Plugin::new(
+        "notes",
+        env!("CARGO_PKG_VERSION"),
+        "Notes in the plugin key-value store",
+    )
+    .get("/notes", list)
+    .summary("All notes")
+    .view("notes.html")
+    .post("/notes", create)
+    .summary("Add a note")
+    .role(Role::User)
+    .get("/notes/{id}", show)
+    .summary("One note")
+    .view("note.html")
+    .put("/notes/{id}", update)
+    .summary("Change a note")
+    .role(Role::User)
+    .delete("/notes/{id}", remove)
+    .summary("Delete a note")
+    .role(Role::User)
+    .template("notes.html", include_str!("../templates/notes.html"))
+    .template("note.html", include_str!("../templates/note.html"))
 }
 
 fn key(id: &str) -> String {

@@ -78,8 +78,8 @@ pub mod clock {
 /// handlers can use `?`: an invalid key is 400, a value over the host's cap 413, a plugin over its total
 /// cap 507, a store that cannot be reached 503.
 pub mod kv {
-    use crate::bindings::plugin_host::plugin::kv as host;
     use crate::Error;
+    use crate::bindings::plugin_host::plugin::kv as host;
 
     fn error(e: host::Error) -> Error {
         match e {
@@ -113,9 +113,9 @@ pub mod kv {
     /// The JSON value under `key`, decoded into `T`.
     pub fn get_json<T: serde::de::DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
         match get(key)? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::new(500, format!("stored value of {key} is not valid JSON: {e}"))),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::new(500, format!("stored value of {key} is not valid JSON: {e}"))
+            }),
             None => Ok(None),
         }
     }

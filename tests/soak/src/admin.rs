@@ -41,16 +41,26 @@ pub(crate) fn provision_key(bin: &Path, config: &Path, data_dir: &Path) -> Resul
             .spawn()
             .with_context(|| format!("cannot run {}", bin.display()))?;
         if let Some(input) = stdin {
-            child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(input.as_bytes())?;
         }
         let out = child.wait_with_output()?;
         if !out.status.success() {
-            bail!("plugin-host {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "plugin-host {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     let password = format!("soak-{}-password", std::process::id());
-    run(&["user", "add", "soak", "--admin", "--password-stdin"], Some(&password))?;
+    run(
+        &["user", "add", "soak", "--admin", "--password-stdin"],
+        Some(&password),
+    )?;
     run(&["key", "create", "--user", "soak"], None)
 }
 
