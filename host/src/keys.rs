@@ -63,6 +63,9 @@ type Row = (
     Option<i64>,
 );
 
+/// id, owner, key role, owner role, scopes, expires_at, revoked.
+type GrantRow = (String, String, String, String, String, Option<i64>, i64);
+
 const SELECT: &str = "SELECT id, prefix, owner, role, scopes, expires_at, revoked, created, last_used_at FROM api_keys";
 
 fn info(
@@ -280,7 +283,7 @@ pub async fn lookup(db: &Pool, text: &str) -> Result<Option<KeyGrant>> {
     if !text.starts_with(KEY_PREFIX) || text.len() > 128 {
         return Ok(None);
     }
-    let row: Option<(String, String, String, String, String, Option<i64>, i64)> = sqlx::query_as(
+    let row: Option<GrantRow> = sqlx::query_as(
         "SELECT k.id, k.owner, k.role, u.role, k.scopes, k.expires_at, k.revoked
          FROM api_keys k JOIN users u ON u.name = k.owner WHERE k.hash = $1",
     )
