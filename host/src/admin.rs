@@ -29,18 +29,45 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(crate::admin_accounts::public_router())
 }
 
-/// Let only admins through; the handlers get the caller as an `Extension<Principal>`.
+/// Let only admins through; the handlers get the caller as an `Extension<Principal>`. A browser form
+/// (which cannot set headers) may carry the session's CSRF token in its `csrf` field instead of the
+/// `x-csrf-token` header.
 async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
+    let id = crate::admin_accounts::request_id(&parts);
     let path = parts.uri.path().to_owned();
-    match state.auth.check(&parts, Role::Admin, &path).await {
-        Ok(principal) => {
-            parts.extensions.insert(principal);
-            next.run(Request::from_parts(parts, body)).await
+    let mut principal = match state.auth.authenticate(&parts).await {
+        Ok(principal) => principal,
+        Err(e) => return e.into_response(&id),
+    };
+    let body = if principal.csrf_failed && crate::admin_accounts::is_form(&parts) {
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+            return crate::server::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
+                &id,
+            );
+        };
+        let token = form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned());
+        let expected = principal.csrf.as_deref().unwrap_or_default();
+        if token.is_some_and(|t| crate::db::constant_time_eq(t.as_bytes(), expected.as_bytes())) {
+            principal.csrf_failed = false;
         }
-        Err(e) => e.into_response(&crate::admin_accounts::request_id(&parts)),
+        axum::body::Body::from(bytes)
+    } else {
+        body
+    };
+    if let Err(e) = crate::auth::authorize(&principal, Role::Admin, &path) {
+        return e.into_response(&id);
     }
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
 }
+
+/// Largest admin form body read to find its CSRF field.
+const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// `POST /admin/api/reload`: build a new generation and swap it in; 200 with the new generation's
 /// plugins, or 422 with the error while the old generation keeps serving.

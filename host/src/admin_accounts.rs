@@ -113,7 +113,7 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// Whether the request body is a form (otherwise it is read as JSON).
-fn is_form(parts: &Parts) -> bool {
+pub(crate) fn is_form(parts: &Parts) -> bool {
     parts
         .headers
         .get(header::CONTENT_TYPE)

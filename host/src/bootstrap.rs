@@ -39,12 +39,15 @@ pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
     let auth = Arc::new(AuthContext::new(db.clone(), config.auth.clone()));
     let kv = Arc::new(KvStore::new(db, config));
     arm(&auth, std::env::var(SECRET_ENV).ok()).await?;
-    let purge = auth.clone();
+    // Expired sessions are deleted when met; this sweeps the ones never met again. It holds the
+    // context weakly, so it ends (and lets the pool close) once the server's state is gone.
+    let purge = Arc::downgrade(&auth);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
-            if let Err(e) = crate::sessions::purge_expired(&purge.db, purge.lifetimes()).await {
+            let Some(auth) = purge.upgrade() else { break };
+            if let Err(e) = crate::sessions::purge_expired(&auth.db, auth.lifetimes()).await {
                 tracing::warn!(error = %format!("{e:#}"), "cannot purge expired sessions");
             }
         }

@@ -266,6 +266,22 @@ async fn session_login_csrf_and_logout() {
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     let right = reload().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(right.status(), StatusCode::OK);
+    // A browser form (no custom headers) sends the token as its `csrf` field.
+    let form = |fields: &[(&str, &str)]| {
+        c.post(server.url("/admin/api/users"))
+            .header("cookie", &cookie)
+            .form(fields)
+    };
+    let fields = [("name", "formuser"), ("password", "a-long-password")];
+    assert_eq!(
+        form(&fields).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let with_token = [fields[0], fields[1], ("csrf", csrf.as_str())];
+    assert_eq!(
+        form(&with_token).send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
     // The same rule on plugin routes: a session write without the token is refused.
     let note = || {
         c.post(server.url("/notes"))
