@@ -45,15 +45,17 @@ fmt:
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
 ## bench: one fresh-instance call (criterion), the reload cost of 20 plugins (warm and cold cache), and
-## hello's req/s with deadlines on and off, the HTML view against JSON, and instance reuse N = 1/16/128
-## (wrk; apt-get install wrk). `--workspace` keeps feature unification identical to `make build`, so benches
-## reuse its wasmtime build.
+## hello's req/s with deadlines on and off, the HTML view against JSON, instance reuse N = 1/16/128
+## (wrk; apt-get install wrk), and what accounts and the database cost (kv writes with synchronous FULL
+## vs NORMAL, key lookups, argon2id). `--workspace` keeps feature unification identical to `make build`,
+## so benches reuse its wasmtime build.
 bench: build
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench instantiate
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reload
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench deadline
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench views
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reuse
+	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench accounts
 
 ## soak: the release host under load with a reload every 1,000 requests, alternating two builds of a
 ## plugin (compile cache off, so each reload compiles); RSS and live generations sampled, CSV + SVG in

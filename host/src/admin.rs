@@ -1,55 +1,91 @@
 //! The admin JSON API (`/admin/api/...`) and `/metrics`.
 //!
-//! Until accounts exist, the admin API answers only callers on loopback (or anyone, when the operator
-//! sets `admin.allow_remote = true` — for a private network only). Others get 403.
+//! Every admin route needs the admin role: a session (with the CSRF token on state changes) or an API
+//! key with the admin role (see `auth.rs`). `/metrics`, `/healthz` and `/readyz` stay open. Login,
+//! logout, the session endpoint and bootstrap are in `admin_accounts.rs` and `bootstrap.rs`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
-use crate::server::error_response;
+use crate::auth::Principal;
+use crate::bindings::types::Role;
 use crate::state::AppState;
 
-/// Routes under `/admin/api`, guarded by the access rule above.
+/// Routes under `/admin/api` that need the admin role, behind the guard below.
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/api/reload", post(reload))
         .route("/admin/api/generations", get(generations))
+        .merge(crate::admin_accounts::admin_routes())
         .route_layer(middleware::from_fn_with_state(state, admin_access))
+        .merge(crate::admin_accounts::public_router())
 }
 
-/// Who may use the admin API: loopback peers, or anyone when `admin.allow_remote` is set.
-pub fn admin_allowed(peer: Option<SocketAddr>, allow_remote: bool) -> bool {
-    allow_remote || peer.is_some_and(|p| p.ip().is_loopback())
-}
-
+/// Let only admins through; the handlers get the caller as an `Extension<Principal>`. A browser form
+/// (which cannot set headers) may carry the session's CSRF token in its `csrf` field instead of the
+/// `x-csrf-token` header.
 async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    if admin_allowed(peer, state.config().admin.allow_remote) {
-        return next.run(req).await;
+    let (mut parts, body) = req.into_parts();
+    let id = crate::admin_accounts::request_id(&parts);
+    let path = parts.uri.path().to_owned();
+    let mut principal = match state.auth.authenticate(&parts).await {
+        Ok(principal) => principal,
+        Err(e) => return e.into_response(&id),
+    };
+    let body = if principal.csrf_failed && crate::admin_accounts::is_form(&parts) {
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+            return crate::server::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
+                &id,
+            );
+        };
+        let token = form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned());
+        let expected = principal.csrf.as_deref().unwrap_or_default();
+        if token.is_some_and(|t| crate::db::constant_time_eq(t.as_bytes(), expected.as_bytes())) {
+            principal.csrf_failed = false;
+        }
+        axum::body::Body::from(bytes)
+    } else {
+        body
+    };
+    if let Err(e) = crate::auth::authorize(&principal, Role::Admin, &path) {
+        return e.into_response(&id);
     }
-    let id = crate::server::request_id_of(&req);
-    error_response(
-        StatusCode::FORBIDDEN,
-        "the admin API answers only on loopback (see admin.allow_remote)",
-        &id,
-    )
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
 }
+
+/// Largest admin form body read to find its CSRF field.
+const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// `POST /admin/api/reload`: build a new generation and swap it in; 200 with the new generation's
 /// plugins, or 422 with the error while the old generation keeps serving.
-async fn reload(State(state): State<Arc<AppState>>) -> Response {
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
+    parts: axum::http::request::Parts,
+) -> Response {
     let outcome = state.reload().await;
+    let detail = match &outcome.error {
+        None => format!(
+            "generation {} (was {})",
+            outcome.generation, outcome.previous
+        ),
+        Some(error) => format!("failed: {error}"),
+    };
+    let client = crate::admin_accounts::client_of(&parts);
+    crate::admin_accounts::audit(&state, &who.actor(), "reload", "plugins", &detail, &client).await;
     let status = if outcome.ok {
         StatusCode::OK
     } else {
@@ -81,21 +117,4 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         body,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_unless_remote_allowed() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let local6: SocketAddr = "[::1]:5000".parse().unwrap();
-        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        assert!(admin_allowed(Some(local), false));
-        assert!(admin_allowed(Some(local6), false));
-        assert!(!admin_allowed(Some(remote), false));
-        assert!(!admin_allowed(None, false));
-        assert!(admin_allowed(Some(remote), true));
-    }
 }

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check` and `componentize`, logging set-up and signal handling.
+//! The command line: `serve`, `check`, `componentize`, the `user` and `key` commands (in
+//! `cli_accounts.rs`), logging set-up and signal handling.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -49,6 +50,20 @@ enum Command {
         files: ConfigArgs,
         /// The plugin component to check.
         file: PathBuf,
+    },
+    /// Manage users (in the database `serve` uses).
+    User {
+        #[command(flatten)]
+        db: crate::cli_accounts::DbArgs,
+        #[command(subcommand)]
+        command: crate::cli_accounts::UserCommand,
+    },
+    /// Manage API keys (in the database `serve` uses).
+    Key {
+        #[command(flatten)]
+        db: crate::cli_accounts::DbArgs,
+        #[command(subcommand)]
+        command: crate::cli_accounts::KeyCommand,
     },
     /// Turn a core wasm module built with the SDK (wit-bindgen) into a plugin component.
     Componentize {
@@ -105,6 +120,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(files.config.as_deref(), &Overrides::default())?;
             init_tracing_quiet();
             Ok(runtime()?.block_on(check(&config, &file)))
+        }
+        Command::User { db, command } => {
+            init_tracing_quiet();
+            runtime()?.block_on(crate::cli_accounts::user(db, command))
+        }
+        Command::Key { db, command } => {
+            init_tracing_quiet();
+            runtime()?.block_on(crate::cli_accounts::key(db, command))
         }
         Command::Componentize { input, output } => {
             componentize(&input, &output)?;

@@ -36,8 +36,10 @@ pub struct Config {
     pub watch: bool,
     /// Quiet time after the last change before a watch-triggered reload.
     pub watch_debounce_ms: u64,
-    /// Who may use the admin API.
-    pub admin: AdminConfig,
+    /// The database file (SQLite). A relative path is relative to `data_dir`.
+    pub database: PathBuf,
+    /// Sessions, cookies and login rate limits.
+    pub auth: AuthConfig,
     /// Resource limits for requests and plugin instances.
     pub limits: Limits,
     /// Per-plugin settings by plugin name.
@@ -53,12 +55,20 @@ pub enum LogFormat {
     Json,
 }
 
-/// Admin API access.
+/// Browser sessions and login protection (see `default-config.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Accept admin API calls from non-loopback peers.
-    pub allow_remote: bool,
+pub struct AuthConfig {
+    /// Mark the session cookie `Secure` (set when clients reach the host over HTTPS).
+    pub secure_cookies: bool,
+    /// A session unused for this long is over.
+    pub session_idle_secs: u64,
+    /// A session is over this long after login, however busy.
+    pub session_absolute_secs: u64,
+    /// Failed logins per user name or client address before lockouts start.
+    pub login_free_failures: u32,
+    /// The longest lockout; lockouts double from one second up to this.
+    pub login_lockout_max_secs: u64,
 }
 
 /// Resource limits (see `default-config.toml` for what each one does).
@@ -77,6 +87,10 @@ pub struct Limits {
     pub wasm_stack_bytes: usize,
     pub render_fuel: u64,
     pub instance_reuse: u32,
+    /// Largest value a plugin may store under one key.
+    pub kv_value_bytes: usize,
+    /// Total bytes (keys + values) one plugin may store.
+    pub kv_plugin_bytes: u64,
 }
 
 impl Limits {
@@ -115,6 +129,8 @@ pub struct PluginSettings {
     pub max_instances: Option<u32>,
     /// Overrides `limits.instance_reuse` for this plugin.
     pub instance_reuse: Option<u32>,
+    /// Overrides `limits.kv_plugin_bytes` for this plugin.
+    pub kv_plugin_bytes: Option<u64>,
 }
 
 /// The limits that apply to one plugin: the global ones with its overrides.
@@ -225,6 +241,19 @@ impl Config {
             l.render_fuel >= 10_000,
             "limits.render_fuel must be at least 10000"
         );
+        let a = &self.auth;
+        anyhow::ensure!(
+            a.session_idle_secs >= 1 && a.session_absolute_secs >= 1,
+            "auth.session_idle_secs and auth.session_absolute_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            a.login_lockout_max_secs >= 1,
+            "auth.login_lockout_max_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.database.as_os_str().is_empty(),
+            "database must name a file"
+        );
         for (name, p) in &self.plugins {
             if let Some(m) = p.instance_memory_bytes {
                 anyhow::ensure!(
@@ -241,6 +270,20 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Where the database file is: `database`, relative to `data_dir` unless absolute.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(&self.database)
+    }
+
+    /// The key-value caps of the plugin named `name`: (per value, per plugin).
+    pub fn kv_caps(&self, name: &str) -> (usize, u64) {
+        let plugin = self.plugins.get(name).and_then(|p| p.kv_plugin_bytes);
+        (
+            self.limits.kv_value_bytes,
+            plugin.unwrap_or(self.limits.kv_plugin_bytes),
+        )
     }
 
     /// The quiet time before a watch-triggered reload.

@@ -12,10 +12,12 @@ use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::field;
 
-use crate::bindings::types::{self as wit, AuthMethod, Role};
+use crate::auth::AuthContext;
+use crate::bindings::types as wit;
 use crate::generation::Generation;
 use crate::invoke::CallError;
-use crate::manifest::{method_from_http, method_str, role_str};
+use crate::kv::KvStore;
+use crate::manifest::{method_from_http, method_str};
 use crate::metrics::{Fault, Metrics, RouteLabels};
 use crate::negotiate::{Format, negotiate};
 use crate::respond::{PageError, PageFacts, Reply};
@@ -144,16 +146,19 @@ async fn call_plugin(
     span.record("plugin", field::display(&plugin.manifest.name));
     span.record("version", field::display(&plugin.manifest.version));
 
-    if route.role != Role::Anonymous {
-        return reply.error(
-            StatusCode::UNAUTHORIZED,
-            &format!(
-                "{} needs role {}; sign in or send an API key",
-                describe(),
-                role_str(route.role)
-            ),
-        );
-    }
+    let auth = parts.extensions.get::<Arc<AuthContext>>();
+    let principal = match auth
+        .expect("router adds the auth context")
+        .check(parts, route.role, path)
+        .await
+    {
+        Ok(principal) => crate::auth::effective(principal),
+        Err(e) => {
+            let mut response = reply.error(e.status(), &e.to_string());
+            e.add_headers(response.headers_mut());
+            return response;
+        }
+    };
 
     let limit = generation.limits.max_request_body_bytes;
     let declared = parts
@@ -230,17 +235,14 @@ async fn call_plugin(
             })
             .collect(),
         body: body.to_vec(),
-        principal: wit::Principal {
-            subject: "anonymous".into(),
-            roles: vec![Role::Anonymous],
-            auth: AuthMethod::None,
-        },
+        principal: principal.to_wit(),
     };
 
     let timeout = plugin.limits.request_timeout;
     // The instance is dropped (its slots freed) or back in the idle list before the response is built.
     let outcome = generation
         .callable(found.target.plugin)
+        .with_kv(parts.extensions.get::<Arc<KvStore>>())
         .serve(lease, &request, timeout)
         .await;
     let (name, version) = (&plugin.manifest.name, &plugin.manifest.version);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
-use crate::bindings::{PluginPre, clock, config, log, types};
+use crate::bindings::{PluginPre, clock, config, kv, log, types};
+use crate::kv::KvStore;
 use crate::warm::{Lease, WarmInstance, WarmPool};
 
 /// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
@@ -29,6 +30,8 @@ pub struct HostState {
     plugin: Arc<PluginIdentity>,
     request_id: String,
     config: Arc<BTreeMap<String, String>>,
+    /// The key-value store (absent while the manifest is read: `describe` has no storage).
+    kv: Option<Arc<KvStore>>,
     limits: Limiter,
     /// When the current call must be interrupted (set before every call).
     deadline: Option<Instant>,
@@ -130,6 +133,7 @@ fn new_store(
     engine: &Engine,
     plugin: &Arc<PluginIdentity>,
     config: &Arc<BTreeMap<String, String>>,
+    kv: Option<&Arc<KvStore>>,
     request_id: &str,
     memory_bytes: usize,
     timeout: Option<Duration>,
@@ -138,6 +142,7 @@ fn new_store(
         plugin: plugin.clone(),
         request_id: request_id.to_owned(),
         config: config.clone(),
+        kv: kv.cloned(),
         limits: Limiter {
             memory_bytes,
             table_elements: MAX_TABLE_ELEMENTS,
@@ -179,6 +184,8 @@ pub struct Callable<'a> {
     pub pre: &'a PluginPre<HostState>,
     pub identity: &'a Arc<PluginIdentity>,
     pub config: &'a Arc<BTreeMap<String, String>>,
+    /// The key-value store calls may use (none for `describe`).
+    pub kv: Option<&'a Arc<KvStore>>,
     pub memory_bytes: usize,
     /// Whether calls are interrupted at their deadline (the Engine has epoch interruption).
     pub deadlines: bool,
@@ -186,7 +193,12 @@ pub struct Callable<'a> {
     pub warm: Option<&'a WarmPool>,
 }
 
-impl Callable<'_> {
+impl<'a> Callable<'a> {
+    /// The same, with access to the key-value store.
+    pub fn with_kv(self, kv: Option<&'a Arc<KvStore>>) -> Self {
+        Self { kv, ..self }
+    }
+
     /// Call `describe` on a fresh instance.
     pub async fn describe(&self, timeout: Duration) -> Result<types::Manifest, CallError> {
         let mut store = self.store("describe", timeout);
@@ -273,6 +285,7 @@ impl Callable<'_> {
             self.engine,
             self.identity,
             self.config,
+            self.kv,
             request_id,
             self.memory_bytes,
             self.deadlines.then_some(timeout),
@@ -319,6 +332,33 @@ impl log::Host for HostState {
 impl config::Host for HostState {
     fn get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
+    }
+}
+
+impl HostState {
+    fn kv_store(&self) -> Result<Arc<KvStore>, kv::Error> {
+        self.kv.clone().ok_or_else(|| {
+            kv::Error::Unavailable("the key-value store is not available during describe".into())
+        })
+    }
+}
+
+/// The key-value import. The namespace is this store's plugin name, never an argument.
+impl kv::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::Error> {
+        self.kv_store()?.get(&self.plugin.name, &key).await
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::Error> {
+        self.kv_store()?.set(&self.plugin.name, &key, &value).await
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, kv::Error> {
+        self.kv_store()?.delete(&self.plugin.name, &key).await
+    }
+
+    async fn list(&mut self, prefix: String) -> Result<Vec<String>, kv::Error> {
+        self.kv_store()?.list(&self.plugin.name, &prefix).await
     }
 }
 

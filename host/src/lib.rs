@@ -10,27 +10,43 @@
 //! - a **request** ([`dispatch`], [`invoke`]): a fresh `Store` and a pooled instance, dropped when the
 //!   call returns; the answer in the format the client asked for ([`negotiate`], [`respond`]).
 //!
+//! Accounts and storage live in one database ([`db`]): users ([`accounts`]), API keys ([`keys`]),
+//! browser [`sessions`], the plugins' key-value store ([`kv`]) and the [`audit`] log. [`auth`] decides
+//! who a request comes from and what it may do; [`admin_accounts`] and [`bootstrap`] serve login, the
+//! first admin and the accounts API; [`cli_accounts`] the `user` and `key` commands.
+//!
 //! The plugin contract lives in `wit/`; [`bindings`] is the host side's one `bindgen!`.
 
+pub mod accounts;
 pub mod admin;
+pub mod admin_accounts;
 pub mod alloc;
+pub mod audit;
+pub mod auth;
 pub mod bindings;
+pub mod bootstrap;
 pub mod cache;
 pub mod catalogue;
 pub mod cli;
+pub mod cli_accounts;
 pub mod config;
+pub mod db;
 pub mod dispatch;
 pub mod engine;
 pub mod generation;
 pub mod invoke;
+pub mod keys;
+pub mod kv;
 pub mod listener;
 pub mod manifest;
 pub mod metrics;
 pub mod negotiate;
 pub mod plugin;
+pub mod ratelimit;
 pub mod respond;
 pub mod routes;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod views;
 pub mod warm;

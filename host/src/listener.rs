@@ -1,6 +1,6 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with a header-read timeout (so a client that
 //! trickles or stalls its headers — slowloris — is cut off), the peer address attached to each request
-//! (for the admin API's loopback rule), and graceful shutdown with a grace period.
+//! (for login rate limits and the audit log), and graceful shutdown with a grace period.
 
 use std::future::Future;
 use std::time::Duration;

@@ -46,10 +46,11 @@ impl Server {
             routes = generation.routes.len(),
             "generation built"
         );
+        let (auth, kv) = crate::bootstrap::open(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = Arc::new(AppState::new(config, generation));
+        let state = Arc::new(AppState::new(config, generation, auth, kv));
         Ok(Self { listener, state })
     }
 
@@ -95,6 +96,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api", get(catalogue))
         .merge(crate::admin::router(state.clone()))
         .fallback(crate::dispatch::dispatch)
+        // The plugin request path finds authentication and the key-value store here.
+        .layer(axum::Extension(state.auth.clone()))
+        .layer(axum::Extension(state.kv.clone()))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

@@ -16,8 +16,10 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::auth::AuthContext;
 use crate::config::Config;
 use crate::generation::{BuildError, Generation, PluginInfo};
+use crate::kv::KvStore;
 use crate::metrics::{Gauges, Metrics};
 
 /// State shared by every request for the life of the process.
@@ -30,6 +32,10 @@ pub struct AppState {
     last_reload: Mutex<Option<Arc<ReloadOutcome>>>,
     pub(crate) metrics: Metrics,
     ids: RequestIds,
+    /// Users, keys, sessions and the login limiter, over the database.
+    pub(crate) auth: Arc<AuthContext>,
+    /// The plugins' key-value store, over the same database.
+    pub(crate) kv: Arc<KvStore>,
 }
 
 /// A generation that was replaced; held weakly so that tracking it never keeps it alive.
@@ -109,8 +115,13 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl AppState {
-    /// State serving `generation` under `config`.
-    pub fn new(config: Config, generation: Generation) -> Self {
+    /// State serving `generation` under `config`, with accounts and storage over the database.
+    pub fn new(
+        config: Config,
+        generation: Generation,
+        auth: Arc<AuthContext>,
+        kv: Arc<KvStore>,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             current: ArcSwap::from_pointee(generation),
@@ -119,12 +130,19 @@ impl AppState {
             last_reload: Mutex::new(None),
             metrics: Metrics::default(),
             ids: RequestIds::new(),
+            auth,
+            kv,
         }
     }
 
     /// The configuration the process started with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Authentication and the database behind it.
+    pub fn auth(&self) -> &Arc<AuthContext> {
+        &self.auth
     }
 
     /// The generation new requests are served from.

@@ -36,6 +36,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "errors/5xx.html",
         include_str!("../../templates/errors/5xx.html"),
     ),
+    (
+        "admin/login.html",
+        include_str!("../../templates/admin/login.html"),
+    ),
 ];
 
 /// Folders of the template namespace the host owns; no plugin may take these names.

@@ -110,7 +110,7 @@ async fn failed_reloads_change_nothing_and_name_the_file() {
         outcome["generation"], 2,
         "failed builds do not use up generation ids"
     );
-    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let (_, generations) = server.admin_get_json("/admin/api/generations").await;
     assert_eq!(generations["reloads"], json!({ "ok": 1, "failed": 2 }));
     server.stop().await;
 }
@@ -123,8 +123,10 @@ async fn concurrent_reloads_share_one_build() {
     for _ in 0..6 {
         let client = server.client.clone();
         let url = server.url("/admin/api/reload");
+        let key = server.admin_key.clone();
         calls.push(tokio::spawn(async move {
-            let outcome: Value = client.post(url).send().await.unwrap().json().await.unwrap();
+            let request = client.post(url).bearer_auth(key);
+            let outcome: Value = request.send().await.unwrap().json().await.unwrap();
             outcome
         }));
     }
@@ -133,7 +135,7 @@ async fn concurrent_reloads_share_one_build() {
         outcomes.push(call.await.unwrap());
     }
     // All callers that overlapped the build got its result; at most a straggler started a second one.
-    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let (_, generations) = server.admin_get_json("/admin/api/generations").await;
     let builds = generations["reloads"]["ok"].as_u64().unwrap();
     assert!(builds <= 2, "6 concurrent reloads ran {builds} builds");
     let shared = outcomes.iter().filter(|o| o["generation"] == 2).count();
@@ -167,7 +169,7 @@ async fn old_generation_drains_then_is_freed() {
     // New requests see generation 2; generation 1 is retired but alive, with one request in flight.
     let (generation, body) = generation_header(&server, "/soak").await;
     assert_eq!((generation.as_str(), &body["variant"]), ("2", &json!("b")));
-    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let (_, generations) = server.admin_get_json("/admin/api/generations").await;
     assert_eq!(generations["current"]["id"], 2);
     assert_eq!(generations["retired"][0]["id"], 1);
     assert_eq!(generations["retired"][0]["in_flight"], 1);
@@ -191,7 +193,7 @@ async fn old_generation_drains_then_is_freed() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let (_, generations) = server.admin_get_json("/admin/api/generations").await;
     assert_eq!(generations["retired"], json!([]));
     let metrics = server.metrics_text().await;
     assert!(
@@ -260,7 +262,7 @@ async fn watcher_reloads_once_per_burst_and_ignores_hidden_files() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let (_, generations) = server.admin_get_json("/admin/api/generations").await;
     assert_eq!(generations["reloads"]["ok"], 1, "{generations}");
     assert_eq!(generation_header(&server, "/soak").await.1["variant"], "b");
 

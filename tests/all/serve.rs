@@ -71,12 +71,14 @@ async fn plugin_reads_its_config_values() {
 #[tokio::test]
 async fn echo_reflects_the_request_but_never_credentials() {
     let server = TestServer::examples().await;
+    // A real key in all three forms (one key, so it authenticates): the plugin must see none of them.
+    let secret = &server.admin_key;
     let response = server
         .client
-        .post(server.url("/echo?a=1&b=two%20words&a=3&api-key=secret"))
+        .post(server.url(&format!("/echo?a=1&b=two%20words&a=3&api-key={secret}")))
         .header("content-type", "text/plain")
-        .header("authorization", "Bearer secret")
-        .header("x-api-key", "secret")
+        .header("authorization", format!("Bearer {secret}"))
+        .header("x-api-key", secret)
         .header("user-agent", "tests/1")
         .body("some text")
         .send()
@@ -97,7 +99,7 @@ async fn echo_reflects_the_request_but_never_credentials() {
         json!({ "encoding": "utf-8", "data": "some text" })
     );
     assert!(
-        !body.to_string().contains("secret"),
+        !body.to_string().contains(secret.as_str()),
         "credentials reached the plugin: {body}"
     );
 
@@ -201,7 +203,7 @@ async fn health_and_readiness() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ready");
     assert_eq!(body["generation"], 1);
-    assert_eq!(body["plugins"], 3);
+    assert_eq!(body["plugins"], 4);
     server.stop().await;
 }
 

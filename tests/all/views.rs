@@ -39,7 +39,7 @@ async fn server_with_templates(templates: &Path) -> TestServer {
 
 /// The current generation's template counts from the admin API.
 async fn template_stats(server: &TestServer) -> (u64, u64, u64) {
-    let (_, g) = server.get_json("/admin/api/generations").await;
+    let (_, g) = server.admin_get_json("/admin/api/generations").await;
     let t = &g["current"]["templates"];
     (
         t["templates"].as_u64().unwrap(),
@@ -350,8 +350,20 @@ async fn the_process_parses_templates_only_when_it_builds_a_generation() {
     }
     assert_eq!(parses().await, at_start, "1,000 pages parsed nothing");
 
-    let reload = client.post(url("/admin/api/reload")).send().await.unwrap();
-    assert_eq!(reload.status(), StatusCode::OK);
+    // Reload by SIGHUP (no credentials needed) and wait for the new generation's templates.
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &host.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let started = std::time::Instant::now();
+    while parses().await == at_start {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no reload"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         parses().await,
         2 * at_start,
@@ -383,7 +395,7 @@ async fn operators_override_a_plugin_template_by_dropping_a_file_and_reloading()
         "the override extends the layout: {page}"
     );
 
-    let (_, generations) = server.get_json("/admin/api/generations").await;
+    let (_, generations) = server.admin_get_json("/admin/api/generations").await;
     let hello = generations["current"]["plugins"]
         .as_array()
         .unwrap()
@@ -506,4 +518,50 @@ fn a_bad_template_stops_the_server_from_starting() {
         "{}",
         exited.stderr
     );
+}
+
+#[tokio::test]
+async fn the_login_page_signs_a_browser_in() {
+    let server = TestServer::examples().await;
+    let (status, content_type, page) =
+        fetch(&server, "/admin/login?next=/status", Some(BROWSER)).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "text/html; charset=utf-8")
+    );
+    assert!(
+        page.contains("<form class=\"login\" method=\"post\" action=\"/admin/login\">"),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"next\" value=\"&#x2f;status\""),
+        "{page}"
+    );
+
+    let form = |password: &str| {
+        server
+            .client
+            .post(server.url("/admin/login"))
+            .form(&[
+                ("username", plugin_host_tests::ADMIN_USER),
+                ("password", password),
+                ("next", "/status"),
+            ])
+            .send()
+    };
+    let refused = form("wrong").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Wrong user name or password."), "{page}");
+    assert!(page.contains("value=\"admin\""), "the name is kept: {page}");
+
+    let signed_in = form(plugin_host_tests::ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.headers()["location"], "/status");
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("ph_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    server.stop().await;
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use plugin_host::bindings::types::Role;
 use plugin_host::config::Config;
 use plugin_host::server::Server;
 use plugin_host::state::AppState;
@@ -93,10 +94,16 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
     pub client: reqwest::Client,
+    /// An API key with the admin role (its owner is the user [`ADMIN_USER`]).
+    pub admin_key: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _data: tempfile::TempDir,
 }
+
+/// The admin every [`TestServer`] starts with, and its password.
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 impl TestServer {
     /// Serve the example plugins with the default limits.
@@ -107,11 +114,31 @@ impl TestServer {
     /// Serve the example plugins (target/plugins) after `adjust` has changed the configuration.
     pub async fn start(adjust: impl FnOnce(&mut Config)) -> Self {
         let data = tempfile::tempdir().unwrap();
+        Self::start_in(data, adjust).await
+    }
+
+    /// Serve with `data` as the data directory (e.g. one a previous server used), after `adjust`.
+    /// Provisions the admin [`ADMIN_USER`] and an admin key through the library, as the CLI would.
+    pub async fn start_in(data: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(example("hello").parent().unwrap(), data.path());
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
         let state = server.state();
+        let db = &state.auth().db;
+        if plugin_host::accounts::get(db, ADMIN_USER)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            plugin_host::accounts::create(db, ADMIN_USER, ADMIN_PASSWORD, Role::Admin)
+                .await
+                .unwrap();
+        }
+        let admin_key = plugin_host::keys::create(db, ADMIN_USER, None, &[], None)
+            .await
+            .unwrap()
+            .key;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             rx.await.ok();
@@ -123,13 +150,43 @@ impl TestServer {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            admin_key,
             shutdown: Some(tx),
             task: Some(task),
             _data: data,
         }
     }
 
-    /// The server's data directory (compile cache and, later, the database).
+    /// Stop the server and keep its data directory (to start another server on it).
+    pub async fn stop_keep_data(mut self) -> tempfile::TempDir {
+        self.shutdown_and_wait().await;
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._data, placeholder)
+    }
+
+    async fn shutdown_and_wait(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            tx.send(()).ok();
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// GET `path` with the admin key; status and JSON body.
+    pub async fn admin_get_json(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    /// The server's data directory (compile cache and the database).
     pub fn data_dir(&self) -> &Path {
         self._data.path()
     }
@@ -139,6 +196,7 @@ impl TestServer {
         let response = self
             .client
             .post(self.url("/admin/api/reload"))
+            .bearer_auth(&self.admin_key)
             .send()
             .await
             .unwrap();
@@ -166,12 +224,7 @@ impl TestServer {
 
     /// Stop the server and wait for it to finish.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            tx.send(()).ok();
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.shutdown_and_wait().await;
     }
 }
 
@@ -228,14 +281,28 @@ pub struct Exited {
 
 /// Run `plugin-host ARGS` to completion (bounded by `limit`).
 pub fn run_host(args: &[&str], limit: Duration) -> Exited {
+    run_host_with_stdin(args, None, limit)
+}
+
+/// Run `plugin-host ARGS` with `stdin` as its standard input (none: empty), bounded by `limit`.
+pub fn run_host_with_stdin(args: &[&str], stdin: Option<&str>, limit: Duration) -> Exited {
     let mut child = Command::new(host_bin())
         .args(args)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -271,10 +338,16 @@ pub fn run_host(args: &[&str], limit: Duration) -> Exited {
 impl HostProcess {
     /// Start `plugin-host serve --listen 127.0.0.1:0 ARGS` and wait for its "listening on" line.
     pub fn serve(args: &[&str]) -> Self {
+        Self::serve_env(args, &[])
+    }
+
+    /// [`HostProcess::serve`] with extra environment variables.
+    pub fn serve_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(host_bin())
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -319,6 +392,17 @@ impl HostProcess {
             stderr,
             stderr_reader: Some(stderr_reader),
         }
+    }
+
+    /// `http://ADDR/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Send SIGKILL (no chance to clean up: a crash).
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Send SIGTERM.

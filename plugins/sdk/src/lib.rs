@@ -73,6 +73,61 @@ pub mod clock {
     }
 }
 
+/// The plugin's own key-value store, kept by the host (it survives restarts and reloads, and no other
+/// plugin can see it). Every function returns the SDK's [`Error`](crate::Error) with a fitting status, so
+/// handlers can use `?`: an invalid key is 400, a value over the host's cap 413, a plugin over its total
+/// cap 507, a store that cannot be reached 503.
+pub mod kv {
+    use crate::Error;
+    use crate::bindings::plugin_host::plugin::kv as host;
+
+    fn error(e: host::Error) -> Error {
+        match e {
+            host::Error::InvalidKey(m) => Error::new(400, m),
+            host::Error::ValueTooLarge(m) => Error::new(413, m),
+            host::Error::QuotaExceeded(m) => Error::new(507, m),
+            host::Error::Unavailable(m) => Error::new(503, m),
+        }
+    }
+
+    /// The value under `key`, if any.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
+        host::get(key).map_err(error)
+    }
+
+    /// Store `value` under `key`, replacing what was there.
+    pub fn set(key: &str, value: &[u8]) -> Result<(), Error> {
+        host::set(key, value).map_err(error)
+    }
+
+    /// Remove `key`; true if it existed.
+    pub fn delete(key: &str) -> Result<bool, Error> {
+        host::delete(key).map_err(error)
+    }
+
+    /// The keys starting with `prefix`, in order.
+    pub fn list(prefix: &str) -> Result<Vec<String>, Error> {
+        host::list(prefix).map_err(error)
+    }
+
+    /// The JSON value under `key`, decoded into `T`.
+    pub fn get_json<T: serde::de::DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
+        match get(key)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::new(500, format!("stored value of {key} is not valid JSON: {e}"))
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Store `value` as JSON under `key`.
+    pub fn set_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::new(500, format!("cannot encode {key} as JSON: {e}")))?;
+        set(key, &bytes)
+    }
+}
+
 /// Logging into the host's structured log, tagged with plugin, version and request id.
 pub mod log {
     pub use crate::bindings::plugin_host::plugin::log::Level;

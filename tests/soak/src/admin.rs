@@ -19,6 +19,49 @@ const PLUGIN_FILE: &str = "soak.wasm";
 pub(crate) struct Admin {
     client: Client,
     base_url: String,
+    /// An API key with the admin role (the admin API needs one).
+    key: String,
+}
+
+/// An admin API key for the host with data directory `data_dir` and `config`, made with the host's own
+/// CLI (`user add soak --admin`, then `key create`), as an operator would.
+pub(crate) fn provision_key(bin: &Path, config: &Path, data_dir: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let run = |args: &[&str], stdin: Option<&str>| -> Result<String> {
+        let mut child = Command::new(bin)
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .arg("--data")
+            .arg(data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "plugin-host {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let password = format!("soak-{}-password", std::process::id());
+    run(
+        &["user", "add", "soak", "--admin", "--password-stdin"],
+        Some(&password),
+    )?;
+    run(&["key", "create", "--user", "soak"], None)
 }
 
 /// What a successful reload reported about the soak plugin.
@@ -78,10 +121,11 @@ pub(crate) async fn install_as(plugins_dir: &Path, build: &Path, file: &str) -> 
 }
 
 impl Admin {
-    pub(crate) fn new(client: Client, base_url: &str) -> Admin {
+    pub(crate) fn new(client: Client, base_url: &str, key: String) -> Admin {
         Admin {
             client,
             base_url: base_url.to_owned(),
+            key,
         }
     }
 
@@ -109,6 +153,7 @@ impl Admin {
         let response = self
             .client
             .post(format!("{}{RELOAD_PATH}", self.base_url))
+            .bearer_auth(&self.key)
             .send()
             .await
             .with_context(|| format!("POST {RELOAD_PATH}"))?;
@@ -141,6 +186,7 @@ impl Admin {
     async fn get(&self, path: &str) -> Result<reqwest::Response> {
         self.client
             .get(format!("{}{path}", self.base_url))
+            .bearer_auth(&self.key)
             .send()
             .await
             .with_context(|| format!("GET {path}"))

@@ -162,7 +162,12 @@ async fn drive(
     fixtures: &Fixtures,
     run_dir: &Path,
 ) -> Result<Measured> {
-    let admin = Admin::new(client.clone(), host.base_url());
+    let key = admin::provision_key(
+        &args.host_bin,
+        &run_dir.join(HOST_CONFIG),
+        &run_dir.join("data"),
+    )?;
+    let admin = Admin::new(client.clone(), host.base_url(), key);
     check_admin(&admin).await?;
     let metrics_admin = admin.clone();
     let progress = Arc::new(Progress::default());

@@ -1,0 +1,179 @@
+//! Opening the process's accounts and storage at start, and the first admin.
+//!
+//! The first admin comes from the CLI (`plugin-host user add NAME --admin`) or, while no admin exists,
+//! from a one-time bootstrap secret: `PLUGIN_HOST_BOOTSTRAP_SECRET` from the environment (for containers),
+//! or else a random secret printed in the log at start. `POST /admin/api/bootstrap` with
+//! `{secret, username, password}` creates that admin once; afterwards it is refused. There is never a
+//! default password.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::AuthContext;
+use crate::bindings::types::Role;
+use crate::config::Config;
+use crate::db::constant_time_eq;
+use crate::kv::KvStore;
+use crate::server::error_response;
+use crate::state::AppState;
+
+/// The environment variable with an operator-chosen bootstrap secret.
+pub const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
+/// Shortest bootstrap secret accepted from the environment.
+const MIN_SECRET_CHARS: usize = 16;
+
+/// Open the database (applying migrations) and build what the process keeps: authentication and the
+/// key-value store. Arms the bootstrap secret when no admin exists.
+pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
+    let path = config.database_path();
+    let db = crate::db::open(&path).await?;
+    tracing::info!(database = %path.display(), "database open");
+    let auth = Arc::new(AuthContext::new(db.clone(), config.auth.clone()));
+    let kv = Arc::new(KvStore::new(db, config));
+    arm(&auth, std::env::var(SECRET_ENV).ok()).await?;
+    // Expired sessions are deleted when met; this sweeps the ones never met again. It holds the
+    // context weakly, so it ends (and lets the pool close) once the server's state is gone.
+    let purge = Arc::downgrade(&auth);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            let Some(auth) = purge.upgrade() else { break };
+            if let Err(e) = crate::sessions::purge_expired(&auth.db, auth.lifetimes()).await {
+                tracing::warn!(error = %format!("{e:#}"), "cannot purge expired sessions");
+            }
+        }
+    });
+    Ok((auth, kv))
+}
+
+/// Set the bootstrap secret if no admin exists: `from_env`, or a random one that is logged.
+async fn arm(auth: &AuthContext, from_env: Option<String>) -> Result<()> {
+    if crate::accounts::admin_count(&auth.db).await? > 0 {
+        return Ok(());
+    }
+    let secret = match from_env.filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            anyhow::ensure!(
+                secret.chars().count() >= MIN_SECRET_CHARS,
+                "{SECRET_ENV} must have at least {MIN_SECRET_CHARS} characters"
+            );
+            tracing::warn!(
+                "no admin exists yet: create one with `plugin-host user add NAME --admin`, or POST /admin/api/bootstrap with the secret from {SECRET_ENV}"
+            );
+            secret
+        }
+        None => {
+            let secret = crate::db::hex(&crate::db::random_bytes::<16>());
+            tracing::warn!(
+                bootstrap_secret = %secret,
+                "no admin exists yet: create one with `plugin-host user add NAME --admin`, or POST /admin/api/bootstrap with this one-time secret (valid until this process stops)"
+            );
+            secret
+        }
+    };
+    *auth.bootstrap.lock().expect("bootstrap lock") = Some(secret);
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct BootstrapBody {
+    secret: String,
+    username: String,
+    password: String,
+}
+
+/// `POST /admin/api/bootstrap {secret, username, password}`: create the first admin, once.
+pub(crate) async fn bootstrap(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let id = crate::admin_accounts::request_id(&parts);
+    let auth = &state.auth;
+    let client = crate::admin_accounts::client_of(&parts);
+    let limit_keys = vec![format!("addr:{client}")];
+    if let Some(wait) = auth.limiter.locked(&limit_keys) {
+        return crate::admin_accounts::too_many(wait, &id);
+    }
+    let Ok(req) = serde_json::from_slice::<BootstrapBody>(&body) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "expected JSON {\"secret\", \"username\", \"password\"}",
+            &id,
+        );
+    };
+    let armed = auth.bootstrap.lock().expect("bootstrap lock").clone();
+    let Some(secret) = armed else {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "bootstrap is closed: an admin exists (ask them for an account)",
+            &id,
+        );
+    };
+    if !constant_time_eq(req.secret.as_bytes(), secret.as_bytes()) {
+        auth.limiter.failed(&limit_keys);
+        return error_response(StatusCode::FORBIDDEN, "wrong bootstrap secret", &id);
+    }
+    let created = async {
+        // Checked again: an admin may have been added from the CLI since start.
+        anyhow::ensure!(
+            crate::accounts::admin_count(&auth.db).await? == 0,
+            "bootstrap is closed: an admin exists"
+        );
+        crate::accounts::create(&auth.db, &req.username, &req.password, Role::Admin).await
+    }
+    .await
+    .context("cannot create the first admin");
+    match created {
+        Ok(user) => {
+            *auth.bootstrap.lock().expect("bootstrap lock") = None;
+            crate::admin_accounts::audit(
+                &state,
+                "bootstrap",
+                "user.add",
+                &user.name,
+                "role admin",
+                &client,
+            )
+            .await;
+            tracing::info!(user = %user.name, "first admin created through bootstrap");
+            let mut response =
+                (StatusCode::CREATED, axum::Json(json!({ "user": user }))).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => crate::admin_accounts::bad_request(e, &id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn short_env_secrets_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ph-boot-{}", std::process::id()));
+        let db = crate::db::open(&dir.join("b.db")).await.unwrap();
+        let auth = AuthContext::new(db, Config::defaults().auth);
+        assert!(arm(&auth, Some("short".into())).await.is_err());
+        arm(&auth, Some("a-long-enough-secret".into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            auth.bootstrap.lock().unwrap().as_deref(),
+            Some("a-long-enough-secret")
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
