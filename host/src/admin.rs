@@ -2,7 +2,7 @@
 //!
 //! Every admin route needs the admin role: a session (with the CSRF token on state changes) or an API
 //! key with the admin role (see `auth.rs`). `/metrics`, `/healthz` and `/readyz` stay open. Login,
-//! logout, the session endpoint and bootstrap are in `admin_accounts.rs` and `bootstrap.rs`.
+//! logout and the session endpoint are in `login.rs`, the first admin in `bootstrap.rs`.
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/api/generations", get(generations))
         .merge(crate::admin_accounts::admin_routes())
         .route_layer(middleware::from_fn_with_state(state, admin_access))
-        .merge(crate::admin_accounts::public_router())
+        .merge(crate::login::router())
 }
 
 /// Let only admins through; the handlers get the caller as an `Extension<Principal>`. A browser form

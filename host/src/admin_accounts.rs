@@ -1,7 +1,7 @@
-//! Accounts over HTTP: browser login and logout (`/admin/login`, `/admin/logout`), "who am I"
-//! (`/admin/api/session`), and the admin JSON API for users, API keys and the audit log. Every admin
-//! state change writes an audit row. The admin routes are guarded by `admin.rs` (admin role, by
-//! session with CSRF or by API key).
+//! The admin JSON API for users, API keys and the audit log, and the helpers every accounts endpoint
+//! shares (request id, client address, error answers, audit rows, form-or-JSON bodies). Every admin
+//! state change writes an audit row. The routes are guarded by `admin.rs` (admin role, by session with
+//! CSRF or by API key); login and logout are in `login.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,29 +11,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::accounts::{self, parse_role, role_name};
+use crate::accounts::{self, parse_role};
 use crate::auth::Principal;
-use crate::bindings::types::{AuthMethod, Role};
-use crate::db::constant_time_eq;
 use crate::keys;
 use crate::server::{RequestId, error_response};
-use crate::sessions;
 use crate::state::AppState;
-
-/// Login, logout, session and bootstrap: reachable without the admin role.
-pub fn public_router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/admin/login", get(login_page).post(login))
-        .route("/admin/logout", post(logout))
-        .route("/admin/api/session", get(session))
-        .route("/admin/api/bootstrap", post(crate::bootstrap::bootstrap))
-}
 
 /// Users, keys and audit: mounted behind the admin guard in `admin.rs`.
 pub fn admin_routes() -> Router<Arc<AppState>> {
@@ -105,7 +93,7 @@ pub(crate) async fn audit(
     }
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -122,7 +110,7 @@ pub(crate) fn is_form(parts: &Parts) -> bool {
 }
 
 /// Decode a form or JSON body into `T`.
-fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, String> {
+pub(crate) fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, String> {
     if is_form(parts) {
         let map: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
@@ -131,229 +119,6 @@ fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, String> 
             .map_err(|e| format!("invalid form: {e}"))
     } else {
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
-    }
-}
-
-/// Where a login form may send the browser: a local path only (no scheme, no `//host`, no backslash).
-pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains(['\\', '\r', '\n'])
-                && n.len() <= 2048 =>
-        {
-            n
-        }
-        _ => "/admin",
-    }
-}
-
-#[derive(Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
-}
-
-/// `GET /admin/login?next=PATH`: the sign-in form (`admin/login.html` of the current generation).
-async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
-    let next = safe_next(q.next.as_deref());
-    login_form(&state, next, "", None, StatusCode::OK)
-}
-
-/// The sign-in form, with an error after a failed attempt.
-fn login_form(
-    state: &AppState,
-    next: &str,
-    username: &str,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let generation = state.current();
-    let context = minijinja::context! {
-        next,
-        username,
-        error,
-        page => minijinja::context! { generation => generation.id },
-    };
-    match generation.views.render("admin/login.html", &context) {
-        Ok(page) => crate::respond::html(status, page),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot render the login page");
-            let mut r = crate::respond::html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot render the login page",
-            );
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            r
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct LoginBody {
-    username: String,
-    password: String,
-    next: Option<String>,
-}
-
-/// `POST /admin/login` (form or JSON): check the password, start a session, set the cookie.
-async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let id = request_id(&parts);
-    let body: LoginBody = match decode(&parts, &body) {
-        Ok(b) => b,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &e, &id),
-    };
-    let auth = &state.auth;
-    let client = client_of(&parts);
-    let limit_keys = vec![format!("user:{}", body.username), format!("addr:{client}")];
-    if let Some(wait) = auth.limiter.locked(&limit_keys) {
-        return too_many(wait, &id);
-    }
-    let user = match accounts::verify(&auth.db, &body.username, &body.password).await {
-        Ok(user) => user,
-        Err(e) => return bad_request(e, &id),
-    };
-    let Some(user) = user else {
-        auth.limiter.failed(&limit_keys);
-        tracing::warn!(user = %body.username, %client, "login failed");
-        if is_form(&parts) {
-            let next = safe_next(body.next.as_deref());
-            let error = Some("Wrong user name or password.");
-            return login_form(
-                &state,
-                next,
-                &body.username,
-                error,
-                StatusCode::UNAUTHORIZED,
-            );
-        }
-        let mut response =
-            error_response(StatusCode::UNAUTHORIZED, "wrong user name or password", &id);
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"plugin-host\""),
-        );
-        return response;
-    };
-    auth.limiter.succeeded(&limit_keys);
-    let (session_id, csrf) = match sessions::create(&auth.db, &user.name).await {
-        Ok(s) => s,
-        Err(e) => return bad_request(e, &id),
-    };
-    tracing::info!(user = %user.name, %client, "login");
-    let cookie = sessions::set_cookie(
-        &session_id,
-        auth.config.secure_cookies,
-        auth.lifetimes().absolute_ms,
-    );
-    let mut response = if is_form(&parts) {
-        let next = safe_next(body.next.as_deref());
-        let mut r = StatusCode::SEE_OTHER.into_response();
-        r.headers_mut().insert(
-            header::LOCATION,
-            HeaderValue::from_str(next).unwrap_or(HeaderValue::from_static("/admin")),
-        );
-        r
-    } else {
-        let role = parse_role(&user.role).unwrap_or(Role::User);
-        let roles: Vec<&str> = [Role::User, Role::Admin]
-            .into_iter()
-            .filter(|r| accounts::rank(*r) <= accounts::rank(role))
-            .map(role_name)
-            .collect();
-        Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf }))
-            .into_response()
-    };
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
-    );
-    no_store(response)
-}
-
-#[derive(Deserialize, Default)]
-struct LogoutBody {
-    csrf: Option<String>,
-}
-
-/// `POST /admin/logout`: end the session (CSRF token in `x-csrf-token` or the form field `csrf`).
-async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let id = request_id(&parts);
-    let form: LogoutBody = if body.is_empty() {
-        LogoutBody::default()
-    } else {
-        decode(&parts, &body).unwrap_or_default()
-    };
-    let auth = &state.auth;
-    let cookies = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    if let Some(session_id) = sessions::from_cookies(cookies) {
-        let session = match sessions::lookup(&auth.db, session_id, auth.lifetimes()).await {
-            Ok(s) => s,
-            Err(e) => return bad_request(e, &id),
-        };
-        if let Some(session) = session {
-            let token = parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .or(form.csrf.as_deref());
-            if !token.is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes())) {
-                return error_response(StatusCode::FORBIDDEN, "missing or wrong CSRF token", &id);
-            }
-            if let Err(e) = sessions::delete(&auth.db, session_id).await {
-                return bad_request(e, &id);
-            }
-            tracing::info!(user = %session.user, "logout");
-        }
-    }
-    let mut response = if is_form(&parts) {
-        let mut r = StatusCode::SEE_OTHER.into_response();
-        r.headers_mut()
-            .insert(header::LOCATION, HeaderValue::from_static("/admin/login"));
-        r
-    } else {
-        Json(json!({ "ok": true })).into_response()
-    };
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&sessions::clear_cookie(auth.config.secure_cookies))
-            .expect("cookie text is ASCII"),
-    );
-    no_store(response)
-}
-
-/// `GET /admin/api/session`: who is calling, their roles, and the session's CSRF token.
-async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
-    let id = request_id(&parts);
-    let path = parts.uri.path().to_owned();
-    match state.auth.check(&parts, Role::User, &path).await {
-        Ok(p) => {
-            let roles: Vec<&str> = p.roles().into_iter().skip(1).map(role_name).collect();
-            let auth = match p.method {
-                AuthMethod::ApiKey => "api-key",
-                AuthMethod::Session => "session",
-                AuthMethod::None => "none",
-            };
-            no_store(
-                Json(json!({
-                    "user": p.subject,
-                    "role": role_name(p.role),
-                    "roles": roles,
-                    "auth": auth,
-                    "key": p.key_id,
-                    "csrf": p.csrf,
-                }))
-                .into_response(),
-            )
-        }
-        Err(e) => e.into_response(&id),
     }
 }
 
@@ -576,25 +341,5 @@ async fn audit_page(
             Json(json!({ "entries": entries, "next": next })).into_response()
         }
         Err(e) => bad_request(e, &request_id(&parts)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_is_local_only() {
-        assert_eq!(safe_next(Some("/admin/keys")), "/admin/keys");
-        for bad in [
-            "//evil.example",
-            "https://evil.example",
-            "/\\evil",
-            "evil",
-            "/a\r\nb",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/admin", "{bad}");
-        }
-        assert_eq!(safe_next(None), "/admin");
     }
 }

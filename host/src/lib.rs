@@ -12,8 +12,8 @@
 //!
 //! Accounts and storage live in one database ([`db`]): users ([`accounts`]), API keys ([`keys`]),
 //! browser [`sessions`], the plugins' key-value store ([`kv`]) and the [`audit`] log. [`auth`] decides
-//! who a request comes from and what it may do; [`admin_accounts`] and [`bootstrap`] serve login, the
-//! first admin and the accounts API; [`cli_accounts`] the `user` and `key` commands.
+//! who a request comes from and what it may do; [`login`], [`bootstrap`] and [`admin_accounts`] serve
+//! browser sessions, the first admin and the accounts API; [`cli_accounts`] the `user` and `key` commands.
 //!
 //! The plugin contract lives in `wit/`; [`bindings`] is the host side's one `bindgen!`.
 
@@ -38,6 +38,7 @@ pub mod invoke;
 pub mod keys;
 pub mod kv;
 pub mod listener;
+pub mod login;
 pub mod manifest;
 pub mod metrics;
 pub mod negotiate;

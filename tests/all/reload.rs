@@ -151,7 +151,7 @@ async fn old_generation_drains_then_is_freed() {
 
     // A slow request starts on generation 1.
     let client = server.client.clone();
-    let url = server.url("/soak/slow?ms=1500");
+    let url = server.url("/soak/slow?ms=4000");
     let slow = tokio::spawn(async move { client.get(url).send().await.unwrap() });
     let started = Instant::now();
     while server.state.current().in_flight() == 0 {
@@ -389,7 +389,7 @@ async fn reload_is_refused_while_too_many_generations_are_alive() {
     })
     .await;
     let client = server.client.clone();
-    let url = server.url("/soak/slow?ms=1500");
+    let url = server.url("/soak/slow?ms=4000");
     let slow = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
     while server.state.current().in_flight() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
