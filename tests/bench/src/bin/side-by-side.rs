@@ -59,6 +59,7 @@ fn main() -> Result<()> {
     let scratch = std::env::temp_dir().join(format!("ph-side-by-side-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).context("cannot create a scratch directory")?;
     let specs = specs(&args, &root, &scratch)?;
+    preflight(&args, &specs)?;
 
     let mut measurements = Vec::new();
     for &connections in &args.connections {
@@ -175,6 +176,20 @@ fn specs(args: &Args, root: &Path, scratch: &Path) -> Result<Vec<Result<Spec, St
         Ok(host_spec),
         wasmtime_spec,
     ])
+}
+
+/// Start each server once and check its answer before anything is measured, so a wrong answer fails
+/// in seconds rather than after minutes of load. This also fills Plugin Host's compile cache (in the
+/// scratch data directory), so each measured host start reads its plugins from the cache as a
+/// restarted production host does, and its peak RSS does not depend on whether it ran first.
+fn preflight(args: &Args, specs: &[Result<Spec, String>]) -> Result<()> {
+    for (server, spec) in specs.iter().enumerate() {
+        let Ok(spec) = spec else { continue };
+        let running = Server::start(spec, args.server_cpu)?;
+        check_answer(&running.base, server)
+            .with_context(|| format!("{} answers wrongly", SERVERS[server]))?;
+    }
+    Ok(())
 }
 
 /// The `Accept` header server `server` is measured with: the HTML view for the third, JSON otherwise.
