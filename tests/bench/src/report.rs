@@ -3,6 +3,7 @@
 //! concurrency), hand-written in the style of the soak chart (tests/soak/src/svg.rs).
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use crate::wrk::Figures;
 
@@ -27,35 +28,50 @@ pub struct Measurement {
     /// Index into [`SERVERS`].
     pub server: usize,
     pub connections: u32,
-    /// The wrk figures and the server's peak RSS in bytes, or why there are none.
-    pub outcome: Result<(Figures, u64), String>,
+    /// What was measured, or why nothing was.
+    pub outcome: Result<Sample, String>,
+}
+
+/// What one measured run gave.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub figures: Figures,
+    /// The server's peak RSS (`VmHWM`) at the end of the run, in bytes.
+    pub peak_rss: u64,
+    /// Server CPU time (user + system) during the measured run divided by the requests it answered.
+    /// Unlike req/s it hardly moves when other processes share the machine, so it is the figure to
+    /// compare when the machine was busy.
+    pub cpu_per_request: Duration,
 }
 
 impl Measurement {
     fn figures(&self) -> Option<&Figures> {
-        self.outcome.as_ref().ok().map(|(f, _)| f)
+        self.outcome.as_ref().ok().map(|s| &s.figures)
     }
 }
 
 /// The measurements table, then the ratios table, as markdown.
 pub fn markdown(measurements: &[Measurement], connections: &[u32]) -> String {
     let mut out = String::new();
-    out.push_str("| connections | server | req/s | p50 ms | p99 ms | peak RSS MiB | errors |\n");
-    out.push_str("|---|---|---|---|---|---|---|\n");
+    out.push_str(
+        "| connections | server | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | errors |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
     for &c in connections {
         for m in measurements.iter().filter(|m| m.connections == c) {
             let name = SERVERS[m.server];
             let _ = match &m.outcome {
-                Ok((f, rss)) => writeln!(
+                Ok(s) => writeln!(
                     out,
-                    "| {c} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {} |",
-                    f.rps,
-                    ms(f.p50),
-                    ms(f.p99),
-                    *rss as f64 / MIB,
-                    f.errors
+                    "| {c} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
+                    s.figures.rps,
+                    ms(s.figures.p50),
+                    ms(s.figures.p99),
+                    s.cpu_per_request.as_secs_f64() * 1e6,
+                    s.peak_rss as f64 / MIB,
+                    s.figures.errors
                 ),
-                Err(why) => writeln!(out, "| {c} | {name} | — | — | — | — | {why} |"),
+                Err(why) => writeln!(out, "| {c} | {name} | — | — | — | — | — | {why} |"),
             };
         }
     }
@@ -95,7 +111,7 @@ fn ratio(a: Option<f64>, b: Option<f64>, goal: f64) -> String {
     }
 }
 
-fn ms(d: std::time::Duration) -> f64 {
+fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -289,13 +305,12 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn measured(server: usize, connections: u32, rps: f64) -> Measurement {
         let figures = Figures {
             rps,
+            requests: rps as u64 * 10,
             p50: Duration::from_micros(500),
             p99: Duration::from_millis(2),
             errors: 0,
@@ -303,7 +318,11 @@ mod tests {
         Measurement {
             server,
             connections,
-            outcome: Ok((figures, 20 * 1024 * 1024)),
+            outcome: Ok(Sample {
+                figures,
+                peak_rss: 20 * 1024 * 1024,
+                cpu_per_request: Duration::from_micros(25),
+            }),
         }
     }
 
@@ -323,8 +342,10 @@ mod tests {
     #[test]
     fn table_has_every_measurement_and_the_ratios() {
         let md = markdown(&run(), &[16]);
-        assert!(md.contains("| 16 | native axum | 40000 | 0.50 | 2.00 | 20.0 | 0 |"));
-        assert!(md.contains("| 16 | wasmtime serve | — | — | — | — | wasmtime not installed |"));
+        assert!(md.contains("| 16 | native axum | 40000 | 0.50 | 2.00 | 25.0 | 20.0 | 0 |"));
+        assert!(
+            md.contains("| 16 | wasmtime serve | — | — | — | — | — | wasmtime not installed |")
+        );
         assert!(md.contains("| 16 | 0.50 (missed) | 0.60 (met) | — |"));
     }
 

@@ -79,6 +79,11 @@ impl Server {
     pub fn peak_rss(&self) -> Result<u64> {
         peak_rss_of(self.child.id())
     }
+
+    /// CPU time (user + system, all threads) the server has used so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time_of(self.child.id())
+    }
 }
 
 impl Drop for Server {
@@ -93,6 +98,27 @@ pub fn peak_rss_of(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     vm_hwm(&status).with_context(|| format!("no VmHWM in {path}"))
+}
+
+/// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`, 100 on every Linux ABI we run on).
+const USER_HZ: u64 = 100;
+
+/// User + system CPU time of process `pid` (all its threads), from `/proc/PID/stat`.
+pub fn cpu_time_of(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let ticks = cpu_ticks(&stat).with_context(|| format!("no utime/stime in {path}"))?;
+    Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2) is in
+/// parentheses and may hold spaces, so fields are counted after its closing parenthesis.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11); // field 3 is the first after the name
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// The `VmHWM:   1234 kB` line of a `/proc/PID/status` text, in bytes.
@@ -151,5 +177,13 @@ mod tests {
         assert_eq!(vm_hwm(status), Some(2048 * 1024));
         assert_eq!(vm_hwm("Name:\tx\n"), None);
         assert!(peak_rss_of(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        let stat = "42 (my (odd) prog) S 1 42 42 0 -1 4194304 100 0 0 0 250 30 0 0 20 0 3 0";
+        assert_eq!(cpu_ticks(stat), Some(280));
+        assert_eq!(cpu_ticks("42 (x) S 1"), None);
+        cpu_time_of(std::process::id()).unwrap();
     }
 }

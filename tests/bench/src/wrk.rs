@@ -12,6 +12,8 @@ use anyhow::{Context, Result, bail};
 pub struct Figures {
     /// Requests per second over the run.
     pub rps: f64,
+    /// Requests completed in the run.
+    pub requests: u64,
     /// Median latency.
     pub p50: Duration,
     /// 99th percentile latency.
@@ -66,8 +68,17 @@ fn parse(text: &str) -> Option<Figures> {
                 .sum()
         })
         .unwrap_or(0);
+    // "  38000 requests in 2.00s, 5.00MB read"
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     Some(Figures {
         rps: field("Requests/sec:")?.parse().ok()?,
+        requests,
         p50: latency(field("50%")?)?,
         p99: latency(field("99%")?)?,
         errors: non_2xx + socket,
@@ -114,6 +125,7 @@ Transfer/sec:      2.50MB
     fn reads_rate_percentiles_and_errors() {
         let f = parse(REPORT).unwrap();
         assert_eq!(f.rps, 19000.5);
+        assert_eq!(f.requests, 38000);
         assert_eq!(f.p50, Duration::from_micros(798));
         assert_eq!(f.p99, Duration::from_micros(2010));
         assert_eq!(f.errors, 6);

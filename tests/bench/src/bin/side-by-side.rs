@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use plugin_host_bench::report::{self, Measurement, SERVERS};
+use plugin_host_bench::report::{self, Measurement, SERVERS, Sample};
 use plugin_host_bench::server::{Server, Spec};
 use plugin_host_bench::{probe, repo, wrk};
 
@@ -202,12 +202,7 @@ fn accept(server: usize) -> &'static str {
 }
 
 /// Start a fresh server, check its answer, warm it up, measure, and read its peak RSS.
-fn measure(
-    args: &Args,
-    spec: &Spec,
-    server: usize,
-    connections: u32,
-) -> Result<(wrk::Figures, u64)> {
+fn measure(args: &Args, spec: &Spec, server: usize, connections: u32) -> Result<Sample> {
     let running = Server::start(spec, args.server_cpu)?;
     check_answer(&running.base, server)?;
     let url = format!("{}{PATH}", running.base);
@@ -221,6 +216,7 @@ fn measure(
             &headers,
         )?;
     }
+    let cpu_before = running.cpu_time()?;
     let figures = wrk::run(
         &url,
         args.client_cpu,
@@ -228,8 +224,12 @@ fn measure(
         Duration::from_secs(args.seconds),
         &headers,
     )?;
-    let rss = running.peak_rss()?;
-    Ok((figures, rss))
+    let cpu = running.cpu_time()?.saturating_sub(cpu_before);
+    Ok(Sample {
+        figures,
+        peak_rss: running.peak_rss()?,
+        cpu_per_request: cpu / u32::try_from(figures.requests.max(1)).unwrap_or(u32::MAX),
+    })
 }
 
 /// The server gives the hello plugin's JSON, or (for the HTML row) a page with the greeting.
