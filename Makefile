@@ -6,8 +6,12 @@ CARGO      ?= cargo
 HOST_BIN   := target/release/plugin-host
 # wasmtime captures a backtrace on some error paths when this is set; benchmarks run without it.
 BENCH_ENV  := env -u RUST_BACKTRACE
+# wasmtime-cli for the side-by-side benchmark's `wasmtime serve` (the wasmtime our host embeds), with its
+# default features (they include `serve`). Installed into target/tools on first use, never committed.
+WASMTIME_VERSION := 48.0.8
+WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins run test lint fmt bench soak
+.PHONY: all build host plugins run test lint fmt bench bench-side soak
 
 all: build
 
@@ -44,18 +48,29 @@ fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
-## bench: one fresh-instance call (criterion), the reload cost of 20 plugins (warm and cold cache), and
-## hello's req/s with deadlines on and off, the HTML view against JSON, instance reuse N = 1/16/128
-## (wrk; apt-get install wrk), and what accounts and the database cost (kv writes with synchronous FULL
-## vs NORMAL, key lookups, argon2id). `--workspace` keeps feature unification identical to `make build`,
-## so benches reuse its wasmtime build.
-bench: build
+## bench: one fresh-instance call (criterion), the reload cost of 20 plugins (warm and cold cache),
+## hello's req/s with deadlines on and off, the HTML view against JSON, instance reuse N = 1/16/128, what
+## accounts and the database cost (kv writes with synchronous FULL vs NORMAL, key lookups, argon2id), and
+## the side-by-side run (wrk; apt-get install wrk). `--workspace` keeps feature unification identical to
+## `make build`, so benches reuse its wasmtime build.
+bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench instantiate
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reload
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench deadline
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench views
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reuse
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench accounts
+	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
+
+## bench-side: native axum, Plugin Host (JSON and HTML) and `wasmtime serve` answering the same hello at
+## c16/64/256, server on CPU 0 and wrk on CPU 1; table in target/bench/side-by-side.md, chart in
+## docs/img/side-by-side.svg. About four minutes; SIDE_ARGS="--seconds 2 --warmup 1" for a quick run.
+bench-side: build $(WASMTIME)
+	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
+
+# Heavy (~15 min on two cores): only when missing. `cargo install` builds in a temporary directory.
+$(WASMTIME):
+	$(CARGO) install wasmtime-cli --version $(WASMTIME_VERSION) --locked --root target/tools
 
 ## soak: the release host under load with a reload every 1,000 requests, alternating two builds of a
 ## plugin (compile cache off, so each reload compiles); RSS and live generations sampled, CSV + SVG in

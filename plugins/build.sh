@@ -3,6 +3,8 @@
 # component with `plugin-host componentize`:
 #   examples  -> target/plugins/<name>.wasm   (what the default configuration serves)
 #   fixtures  -> target/fixtures/<name>.wasm  (what the integration tests load)
+#   wasi-hello -> target/bench/wasi-hello.wasm (not a plugin: the side-by-side benchmark's guest for
+#                 `wasmtime serve`; kept out of target/plugins, which the host serves by default)
 #
 # Two kinds of machine are handled (see docs/ARCHITECTURE.md, "Building guests"):
 #   - rustup has the wasm32-unknown-unknown target: plain `cargo build --target ...`;
@@ -17,6 +19,7 @@ target=wasm32-unknown-unknown
 wasm_dir="$root/target/wasm"
 out_examples="$root/target/plugins"
 out_fixtures="$root/target/fixtures"
+out_bench="$root/target/bench"
 
 debian_packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
 
@@ -48,12 +51,14 @@ else
     RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort
 fi
 
-mkdir -p "$out_examples" "$out_fixtures"
+mkdir -p "$out_examples" "$out_fixtures" "$out_bench"
 built="$wasm_dir/$target/release"
 for crate_dir in "$root"/plugins/*/; do
     name=$(basename "$crate_dir")
     [[ $name == sdk || ! -f $crate_dir/Cargo.toml ]] && continue
-    "$host_bin" componentize "$built/${name//-/_}.wasm" -o "$out_examples/$name.wasm"
+    out="$out_examples"
+    [[ $name == wasi-hello ]] && out="$out_bench"
+    "$host_bin" componentize "$built/${name//-/_}.wasm" -o "$out/$name.wasm"
 done
 for crate_dir in "$root"/tests/fixtures/plugins/*/; do
     [[ -f $crate_dir/Cargo.toml ]] || continue
@@ -62,4 +67,4 @@ for crate_dir in "$root"/tests/fixtures/plugins/*/; do
 done
 # The core module of an example, kept as-is: the tests check that the host refuses core modules.
 cp "$built/hello.wasm" "$out_fixtures/core-module.wasm"
-echo "plugins: components in ${out_examples#"$root"/}/ and ${out_fixtures#"$root"/}/" >&2
+echo "plugins: components in ${out_examples#"$root"/}/, ${out_fixtures#"$root"/}/ and ${out_bench#"$root"/}/" >&2

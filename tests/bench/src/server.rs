@@ -1,0 +1,189 @@
+//! A server under test: a program started through `taskset` on one CPU, its address taken from the line
+//! it prints when it accepts connections, its output drained for as long as it runs, and its peak RSS
+//! read from `/proc` before it is killed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// How long a server may take to print its address (wasmtime serve compiles the component first).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How to start one server.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// The text just before the address in the line the server prints (stdout or stderr) once it
+    /// listens, e.g. `"plugin-host listening on "`. The address runs to the end of the line or a `/`
+    /// after the port.
+    pub ready_prefix: String,
+}
+
+/// A running server; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Server {
+    /// Start `spec` pinned to `cpu` and wait for its address. The server's output is read on two
+    /// threads until it exits, so it never blocks on a full pipe (wasmtime serve writes to stderr).
+    pub fn start(spec: &Spec, cpu: u32) -> Result<Self> {
+        let (program, args) = spec.command.split_first().context("empty command")?;
+        let mut child = Command::new("taskset")
+            .args(["-c", &cpu.to_string()])
+            .arg(program)
+            .args(args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {program} (through taskset)"))?;
+        let (lines, found) = mpsc::channel();
+        forward_lines(child.stdout.take().expect("piped stdout"), lines.clone());
+        forward_lines(child.stderr.take().expect("piped stderr"), lines);
+        let mut seen = Vec::new();
+        let base = loop {
+            match found.recv_timeout(READY_TIMEOUT) {
+                Ok(line) => {
+                    if let Some(base) = address_in(&line, &spec.ready_prefix) {
+                        break base;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    child.kill().ok();
+                    child.wait().ok();
+                    bail!(
+                        "{program} printed no {:?} line; it printed:\n{}",
+                        spec.ready_prefix,
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        Ok(Self { child, base })
+    }
+
+    /// The peak resident set size so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> Result<u64> {
+        peak_rss_of(self.child.id())
+    }
+
+    /// CPU time (user + system, all threads) the server has used so far.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time_of(self.child.id())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// `VmHWM` of process `pid`, in bytes. `taskset` execs the server, so the child's pid is the server's.
+pub fn peak_rss_of(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    vm_hwm(&status).with_context(|| format!("no VmHWM in {path}"))
+}
+
+/// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`, 100 on every Linux ABI we run on).
+const USER_HZ: u64 = 100;
+
+/// User + system CPU time of process `pid` (all its threads), from `/proc/PID/stat`.
+pub fn cpu_time_of(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let ticks = cpu_ticks(&stat).with_context(|| format!("no utime/stime in {path}"))?;
+    Ok(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2) is in
+/// parentheses and may hold spaces, so fields are counted after its closing parenthesis.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11); // field 3 is the first after the name
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The `VmHWM:   1234 kB` line of a `/proc/PID/status` text, in bytes.
+fn vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `http://HOST:PORT` from a line holding `prefix` then the address (a trailing `/` is dropped).
+fn address_in(line: &str, prefix: &str) -> Option<String> {
+    let rest = &line[line.find(prefix)? + prefix.len()..];
+    let address = rest.split_whitespace().next()?.trim_end_matches('/');
+    address.starts_with("http://").then(|| address.to_owned())
+}
+
+fn forward_lines(stream: impl Read + Send + 'static, to: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            // Once the address is found nobody listens; keep reading so the server never blocks.
+            to.send(line).ok();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_each_server_prints() {
+        assert_eq!(
+            address_in(
+                "plugin-host listening on http://127.0.0.1:4321",
+                "plugin-host listening on "
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:4321")
+        );
+        assert_eq!(
+            address_in(
+                "Serving HTTP on http://127.0.0.1:39999/",
+                "Serving HTTP on "
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:39999")
+        );
+        assert_eq!(address_in("Serving HTTP on soon", "Serving HTTP on "), None);
+        assert_eq!(address_in("other line", "Serving HTTP on "), None);
+    }
+
+    #[test]
+    fn reads_peak_rss_in_bytes() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n";
+        assert_eq!(vm_hwm(status), Some(2048 * 1024));
+        assert_eq!(vm_hwm("Name:\tx\n"), None);
+        assert!(peak_rss_of(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        let stat = "42 (my (odd) prog) S 1 42 42 0 -1 4194304 100 0 0 0 250 30 0 0 20 0 3 0";
+        assert_eq!(cpu_ticks(stat), Some(280));
+        assert_eq!(cpu_ticks("42 (x) S 1"), None);
+        cpu_time_of(std::process::id()).unwrap();
+    }
+}
