@@ -78,15 +78,10 @@ fn login_form(
         Ok(page) => crate::respond::html(status, page),
         Err(e) => {
             tracing::warn!(error = %e, "cannot render the login page");
-            let mut r = crate::respond::html(
+            crate::respond::plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot render the login page",
-            );
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            r
+            )
         }
     }
 }

@@ -66,17 +66,12 @@ impl Reply<'_> {
             Ok(page) => html(status, page),
             Err(e) => {
                 tracing::warn!(template, error = %e, "cannot render the error page; sending plain text");
-                let mut response = Response::new(Body::from(format!(
+                let text = format!(
                     "{} {reason}: {message}\nrequest id {}\n",
                     status.as_u16(),
                     self.request_id
-                )));
-                *response.status_mut() = status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
-                response
+                plain(status, text)
             }
         }
     }
@@ -122,8 +117,23 @@ pub enum PageError {
 
 /// An HTML response.
 pub fn html(status: StatusCode, page: impl Into<Body>) -> Response {
-    let mut response = Response::new(page.into());
+    with_type(status, page.into(), HTML)
+}
+
+/// A plain-text response: what a page that cannot be rendered falls back to.
+pub fn plain(status: StatusCode, text: impl Into<Body>) -> Response {
+    with_type(
+        status,
+        text.into(),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    )
+}
+
+fn with_type(status: StatusCode, body: Body, content_type: HeaderValue) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HTML);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     response
 }

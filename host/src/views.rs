@@ -263,8 +263,8 @@ impl Views {
         Ok(page)
     }
 
-    /// The error page for `status`: `errors/<status>.html`, else `errors/<class>xx.html`, else
-    /// `error.html`.
+    /// The error page for `status`: `errors/404.html` and `errors/405.html` for those, else
+    /// `errors/4xx.html` or `errors/5xx.html` (all extend `error.html`).
     pub fn error_template(&self, status: u16) -> &'static str {
         match status {
             404 => "errors/404.html",

@@ -92,11 +92,6 @@ impl WarmPool {
         }
     }
 
-    /// Instances idle now.
-    pub fn idle(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<WarmInstance>> {
         // The list is consistent at every step, so a panic elsewhere cannot leave it half-changed.
         self.idle
