@@ -35,9 +35,17 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Access events (opens and reads, including the reload's own) must not trigger a reload.
+        // A new folder counts too: a file written into it before the recursive watch reaches it sends
+        // no event of its own, but the reload that the folder triggers reads it.
+        let new_folder = |kind: &notify::EventKind| {
+            matches!(
+                kind,
+                notify::EventKind::Create(notify::event::CreateKind::Folder)
+            )
+        };
         if let Ok(event) = event
             && !matches!(event.kind, notify::EventKind::Access(_))
-            && event.paths.iter().any(|p| relevant(p))
+            && (new_folder(&event.kind) || event.paths.iter().any(|p| relevant(p)))
         {
             let _ = tx.send(());
         }
