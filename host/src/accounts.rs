@@ -221,6 +221,34 @@ pub async fn admin_count(db: &Pool) -> Result<i64> {
     Ok(n)
 }
 
+/// Change a user's role; never demote the last admin. Their sessions and keys follow at once (both
+/// read the role from the user's row).
+pub async fn set_role(db: &Pool, name: &str, role: Role) -> Result<()> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let current: Option<(String,)> = sqlx::query_as("SELECT role FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((current,)) = current else {
+        bail!("no user named {name:?}");
+    };
+    if current == "admin" && role != Role::Admin {
+        let (admins,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+            .fetch_one(&mut *tx)
+            .await?;
+        if admins <= 1 {
+            bail!("{name:?} is the last admin; make another user an admin first");
+        }
+    }
+    sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
+        .bind(role_name(role))
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Remove a user with their keys and sessions; never the last admin.
 pub async fn remove(db: &Pool, name: &str) -> Result<()> {
     let mut tx = crate::db::begin_write(db).await?;

@@ -40,24 +40,9 @@ async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Ne
         Ok(principal) => principal,
         Err(e) => return e.into_response(&id),
     };
-    let body = if principal.csrf_failed && crate::admin_accounts::is_form(&parts) {
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-            return crate::server::error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
-                &id,
-            );
-        };
-        let token = form_urlencoded::parse(&bytes)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned());
-        let expected = principal.csrf.as_deref().unwrap_or_default();
-        if token.is_some_and(|t| crate::db::constant_time_eq(t.as_bytes(), expected.as_bytes())) {
-            principal.csrf_failed = false;
-        }
-        axum::body::Body::from(bytes)
-    } else {
-        body
+    let body = match form_csrf(&mut principal, &parts, body, &id).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     if let Err(e) = crate::auth::authorize(&principal, Role::Admin, &path) {
         return e.into_response(&id);
@@ -68,6 +53,33 @@ async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Ne
 
 /// Largest admin form body read to find its CSRF field.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// For a session request that lacks the `x-csrf-token` header: accept the token from the `csrf` field of
+/// a URL-encoded form body (clearing `csrf_failed`). Returns the body to pass on.
+pub(crate) async fn form_csrf(
+    principal: &mut Principal,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+    request_id: &str,
+) -> Result<axum::body::Body, Response> {
+    if !(principal.csrf_failed && crate::admin_accounts::is_form(parts)) {
+        return Ok(body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return Err(crate::server::error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
+            request_id,
+        ));
+    };
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
+    if token.is_some_and(|t| principal.csrf_matches(&t)) {
+        principal.csrf_failed = false;
+    }
+    Ok(axum::body::Body::from(bytes))
+}
 
 /// `POST /admin/api/reload`: build a new generation and swap it in; 200 with the new generation's
 /// plugins, or 422 with the error while the old generation keeps serving.

@@ -95,6 +95,13 @@ impl Principal {
         }
     }
 
+    /// Whether `token` is this session's CSRF token (false without a session).
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        self.csrf
+            .as_deref()
+            .is_some_and(|c| constant_time_eq(token.as_bytes(), c.as_bytes()))
+    }
+
     /// How the audit log names this caller: `user:NAME` or `key:ID (NAME)`.
     pub fn actor(&self) -> String {
         match &self.key_id {

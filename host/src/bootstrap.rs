@@ -91,6 +91,71 @@ struct BootstrapBody {
     password: String,
 }
 
+/// Why the first admin was not created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("too many wrong secrets from this address")]
+    Locked(std::time::Duration),
+    #[error("bootstrap is closed: an admin exists (ask them for an account)")]
+    Closed,
+    #[error("wrong bootstrap secret")]
+    WrongSecret,
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+/// Whether the first admin can still be created with the bootstrap secret.
+pub(crate) fn armed(auth: &AuthContext) -> bool {
+    auth.bootstrap.lock().expect("bootstrap lock").is_some()
+}
+
+/// Create the first admin with the one-time `secret`, once; wrong secrets count against `client`'s
+/// address like failed logins. Writes the audit row.
+pub(crate) async fn first_admin(
+    state: &AppState,
+    secret: &str,
+    username: &str,
+    password: &str,
+    client: &str,
+) -> Result<crate::accounts::User, Refusal> {
+    let auth = &state.auth;
+    let limit_keys = vec![format!("addr:{client}")];
+    if let Some(wait) = auth.limiter.locked(&limit_keys) {
+        return Err(Refusal::Locked(wait));
+    }
+    let armed = auth.bootstrap.lock().expect("bootstrap lock").clone();
+    let Some(expected) = armed else {
+        return Err(Refusal::Closed);
+    };
+    if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
+        auth.limiter.failed(&limit_keys);
+        return Err(Refusal::WrongSecret);
+    }
+    let user = async {
+        // Checked again: an admin may have been added from the CLI since start.
+        anyhow::ensure!(
+            crate::accounts::admin_count(&auth.db).await? == 0,
+            "bootstrap is closed: an admin exists"
+        );
+        crate::accounts::create(&auth.db, username, password, Role::Admin).await
+    }
+    .await
+    .context("cannot create the first admin")
+    .map_err(Refusal::Failed)?;
+    *auth.bootstrap.lock().expect("bootstrap lock") = None;
+    crate::admin_accounts::audit(
+        state,
+        "bootstrap",
+        "user.add",
+        &user.name,
+        "role admin",
+        client,
+    )
+    .await;
+    tracing::info!(user = %user.name, "first admin created through bootstrap");
+    Ok(user)
+}
+
 /// `POST /admin/api/bootstrap {secret, username, password}`: create the first admin, once.
 pub(crate) async fn bootstrap(
     State(state): State<Arc<AppState>>,
@@ -98,12 +163,7 @@ pub(crate) async fn bootstrap(
     body: Bytes,
 ) -> Response {
     let id = crate::admin_accounts::request_id(&parts);
-    let auth = &state.auth;
     let client = crate::admin_accounts::client_of(&parts);
-    let limit_keys = vec![format!("addr:{client}")];
-    if let Some(wait) = auth.limiter.locked(&limit_keys) {
-        return crate::admin_accounts::too_many(wait, &id);
-    }
     let Ok(req) = serde_json::from_slice::<BootstrapBody>(&body) else {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -111,41 +171,8 @@ pub(crate) async fn bootstrap(
             &id,
         );
     };
-    let armed = auth.bootstrap.lock().expect("bootstrap lock").clone();
-    let Some(secret) = armed else {
-        return error_response(
-            StatusCode::FORBIDDEN,
-            "bootstrap is closed: an admin exists (ask them for an account)",
-            &id,
-        );
-    };
-    if !constant_time_eq(req.secret.as_bytes(), secret.as_bytes()) {
-        auth.limiter.failed(&limit_keys);
-        return error_response(StatusCode::FORBIDDEN, "wrong bootstrap secret", &id);
-    }
-    let created = async {
-        // Checked again: an admin may have been added from the CLI since start.
-        anyhow::ensure!(
-            crate::accounts::admin_count(&auth.db).await? == 0,
-            "bootstrap is closed: an admin exists"
-        );
-        crate::accounts::create(&auth.db, &req.username, &req.password, Role::Admin).await
-    }
-    .await
-    .context("cannot create the first admin");
-    match created {
+    match first_admin(&state, &req.secret, &req.username, &req.password, &client).await {
         Ok(user) => {
-            *auth.bootstrap.lock().expect("bootstrap lock") = None;
-            crate::admin_accounts::audit(
-                &state,
-                "bootstrap",
-                "user.add",
-                &user.name,
-                "role admin",
-                &client,
-            )
-            .await;
-            tracing::info!(user = %user.name, "first admin created through bootstrap");
             let mut response =
                 (StatusCode::CREATED, axum::Json(json!({ "user": user }))).into_response();
             response
@@ -153,7 +180,11 @@ pub(crate) async fn bootstrap(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(e) => crate::admin_accounts::bad_request(e, &id),
+        Err(Refusal::Locked(wait)) => crate::admin_accounts::too_many(wait, &id),
+        Err(e @ (Refusal::Closed | Refusal::WrongSecret)) => {
+            error_response(StatusCode::FORBIDDEN, &e.to_string(), &id)
+        }
+        Err(Refusal::Failed(e)) => crate::admin_accounts::bad_request(e, &id),
     }
 }
 

@@ -55,6 +55,10 @@ struct LoginQuery {
 
 /// `GET /admin/login?next=PATH`: the sign-in form (`admin/login.html` of the current generation).
 async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
+    if crate::bootstrap::armed(&state.auth) {
+        // No admin exists yet: the first-run form is at /admin.
+        return crate::admin_ui::see_other("/admin");
+    }
     let next = safe_next(q.next.as_deref());
     login_form(&state, next, "", None, StatusCode::OK)
 }
@@ -67,23 +71,28 @@ fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let generation = state.current();
-    let context = minijinja::context! {
-        next,
-        username,
-        error,
-        page => minijinja::context! { generation => generation.id },
+    let context = minijinja::context! { next, username, error };
+    crate::admin_ui::render(state, None, "admin/login.html", "Sign in", status, context)
+}
+
+/// Start a session for `user`, set its cookie and send the browser to `next` (a 303).
+pub(crate) async fn start_session(state: &AppState, user: &str, next: &str) -> Response {
+    let auth = &state.auth;
+    let (session_id, _csrf) = match sessions::create(&auth.db, user).await {
+        Ok(s) => s,
+        Err(e) => return bad_request(e, "-"),
     };
-    match generation.views.render("admin/login.html", &context) {
-        Ok(page) => crate::respond::html(status, page),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot render the login page");
-            crate::respond::plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot render the login page",
-            )
-        }
-    }
+    let cookie = sessions::set_cookie(
+        &session_id,
+        auth.config.secure_cookies,
+        auth.lifetimes().absolute_ms,
+    );
+    let mut response = crate::admin_ui::see_other(next);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
+    );
+    response
 }
 
 #[derive(Deserialize)]
@@ -133,34 +142,28 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
         return response;
     };
     auth.limiter.succeeded(&limit_keys);
+    tracing::info!(user = %user.name, %client, "login");
+    if is_form(&parts) {
+        return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
+    }
     let (session_id, csrf) = match sessions::create(&auth.db, &user.name).await {
         Ok(s) => s,
         Err(e) => return bad_request(e, &id),
     };
-    tracing::info!(user = %user.name, %client, "login");
     let cookie = sessions::set_cookie(
         &session_id,
         auth.config.secure_cookies,
         auth.lifetimes().absolute_ms,
     );
-    let mut response = if is_form(&parts) {
-        let next = safe_next(body.next.as_deref());
-        let mut r = StatusCode::SEE_OTHER.into_response();
-        r.headers_mut().insert(
-            header::LOCATION,
-            HeaderValue::from_str(next).unwrap_or(HeaderValue::from_static("/admin")),
-        );
-        r
-    } else {
-        let role = parse_role(&user.role).unwrap_or(Role::User);
-        let roles: Vec<&str> = [Role::User, Role::Admin]
-            .into_iter()
-            .filter(|r| accounts::rank(*r) <= accounts::rank(role))
-            .map(role_name)
-            .collect();
+    let role = parse_role(&user.role).unwrap_or(Role::User);
+    let roles: Vec<&str> = [Role::User, Role::Admin]
+        .into_iter()
+        .filter(|r| accounts::rank(*r) <= accounts::rank(role))
+        .map(role_name)
+        .collect();
+    let mut response =
         Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf }))
-            .into_response()
-    };
+            .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),

@@ -96,6 +96,53 @@ pub struct Gauges {
     pub page_renders: u64,
 }
 
+/// Request counts summed over some plugins: requests, server errors (5xx) and latency bucket counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    /// Count per latency bucket (not cumulative), the last one +Inf.
+    pub buckets: [u64; BUCKETS.len() + 1],
+}
+
+impl Totals {
+    /// What happened between `earlier` and `self` (counters only grow; a smaller value reads as 0).
+    pub fn since(&self, earlier: &Totals) -> Totals {
+        let mut buckets = self.buckets;
+        for (b, e) in buckets.iter_mut().zip(earlier.buckets) {
+            *b = b.saturating_sub(e);
+        }
+        Totals {
+            requests: self.requests.saturating_sub(earlier.requests),
+            errors: self.errors.saturating_sub(earlier.errors),
+            buckets,
+        }
+    }
+
+    /// The latency below which a fraction `q` of these requests fell, in seconds, interpolated inside
+    /// its bucket; `None` without requests. Past the last bound it reads as that bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            if n > 0 && (below + n) as f64 >= rank {
+                let Some(&upper) = BUCKETS.get(i) else {
+                    return Some(BUCKETS[BUCKETS.len() - 1]);
+                };
+                let lower = if i == 0 { 0.0 } else { BUCKETS[i - 1] };
+                let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+                return Some(lower + (upper - lower) * within);
+            }
+            below += n;
+        }
+        Some(BUCKETS[BUCKETS.len() - 1])
+    }
+}
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
@@ -167,6 +214,36 @@ impl Metrics {
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed),
         )
+    }
+
+    /// Every answered request so far, summed over plugins and routes: what the dashboard samples.
+    pub fn totals(&self) -> Totals {
+        self.totals_where(|_| true)
+    }
+
+    /// The answered requests of one plugin (`host` for the host's own routes).
+    pub fn totals_of(&self, plugin: &str) -> Totals {
+        self.totals_where(|p| p == plugin)
+    }
+
+    fn totals_where(&self, wanted: impl Fn(&str) -> bool) -> Totals {
+        let mut totals = Totals::default();
+        for ((labels, status), n) in self.requests.lock().expect("metrics lock").iter() {
+            if wanted(&labels.plugin) {
+                totals.requests += n;
+                if *status >= 500 {
+                    totals.errors += n;
+                }
+            }
+        }
+        for (plugin, h) in self.latency.lock().expect("metrics lock").iter() {
+            if wanted(plugin) {
+                for (sum, n) in totals.buckets.iter_mut().zip(h.counts) {
+                    *sum += n;
+                }
+            }
+        }
+        totals
     }
 
     /// The Prometheus text exposition.
@@ -339,5 +416,29 @@ mod tests {
         assert!(text.contains("plugin_host_reloads_total{result=\"failed\"} 1"));
         assert!(text.contains("plugin_host_live_generations 2"));
         assert!(text.contains("process_resident_memory_bytes "));
+    }
+
+    #[test]
+    fn totals_sum_plugins_and_estimate_quantiles() {
+        let m = Metrics::default();
+        let at = |plugin: &str| RouteLabels {
+            plugin: plugin.into(),
+            route: "/r".into(),
+        };
+        for _ in 0..98 {
+            m.observe_request(at("a"), 200, Duration::from_micros(200));
+        }
+        m.observe_request(at("b"), 500, Duration::from_millis(40));
+        m.observe_request(at("b"), 503, Duration::from_millis(40));
+        let all = m.totals();
+        assert_eq!((all.requests, all.errors), (100, 2));
+        let p50 = all.quantile(0.5).unwrap();
+        assert!((0.0001..=0.00025).contains(&p50), "{p50}");
+        let p99 = all.quantile(0.99).unwrap();
+        assert!((0.025..=0.05).contains(&p99), "{p99}");
+        let b = m.totals_of("b");
+        assert_eq!((b.requests, b.errors), (2, 2));
+        assert_eq!(b.since(&b).requests, 0);
+        assert_eq!(m.totals_of("nobody").quantile(0.5), None);
     }
 }

@@ -51,6 +51,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = Arc::new(AppState::new(config, generation, auth, kv));
+        crate::sampler::spawn(Arc::downgrade(&state));
         Ok(Self { listener, state })
     }
 
@@ -95,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(crate::admin::metrics))
         .route("/api", get(catalogue))
         .merge(crate::admin::router(state.clone()))
+        .merge(crate::admin_ui::router(state.clone()))
         .fallback(crate::dispatch::dispatch)
         // The plugin request path finds authentication and the key-value store here.
         .layer(axum::Extension(state.auth.clone()))

@@ -36,6 +36,12 @@ pub struct AppState {
     pub(crate) auth: Arc<AuthContext>,
     /// The plugins' key-value store, over the same database.
     pub(crate) kv: Arc<KvStore>,
+    /// The last hour of RSS, live generations and request counters, for the dashboard.
+    pub(crate) history: crate::sampler::History,
+    /// Held while the admin UI changes files in the plugins directory, so changes never interleave.
+    pub(crate) deploy: tokio::sync::Mutex<()>,
+    /// When the process started serving.
+    pub(crate) started: Instant,
 }
 
 /// A generation that was replaced; held weakly so that tracking it never keeps it alive.
@@ -132,6 +138,9 @@ impl AppState {
             ids: RequestIds::new(),
             auth,
             kv,
+            history: crate::sampler::History::default(),
+            deploy: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
         }
     }
 

@@ -40,6 +40,46 @@ const BUILTIN: &[(&str, &str)] = &[
         "admin/login.html",
         include_str!("../../templates/admin/login.html"),
     ),
+    (
+        "admin/layout.html",
+        include_str!("../../templates/admin/layout.html"),
+    ),
+    (
+        "admin/setup.html",
+        include_str!("../../templates/admin/setup.html"),
+    ),
+    (
+        "admin/dashboard.html",
+        include_str!("../../templates/admin/dashboard.html"),
+    ),
+    (
+        "admin/plugins.html",
+        include_str!("../../templates/admin/plugins.html"),
+    ),
+    (
+        "admin/plugin.html",
+        include_str!("../../templates/admin/plugin.html"),
+    ),
+    (
+        "admin/routes.html",
+        include_str!("../../templates/admin/routes.html"),
+    ),
+    (
+        "admin/keys.html",
+        include_str!("../../templates/admin/keys.html"),
+    ),
+    (
+        "admin/users.html",
+        include_str!("../../templates/admin/users.html"),
+    ),
+    (
+        "admin/audit.html",
+        include_str!("../../templates/admin/audit.html"),
+    ),
+    (
+        "admin/forbidden.html",
+        include_str!("../../templates/admin/forbidden.html"),
+    ),
 ];
 
 /// Folders of the template namespace the host owns; no plugin may take these names.
@@ -285,7 +325,46 @@ fn new_environment(fuel: u64) -> Environment<'static> {
     env.set_fuel(Some(fuel));
     env.add_function("columns", columns);
     env.add_test("table", is_table);
+    env.add_filter("datetime", |ms: i64| datetime(ms));
+    env.add_filter("duration", |ms: i64| duration_text(ms.max(0) as u64));
+    env.add_filter("ago", |ms: i64| {
+        duration_text(crate::db::now_ms().saturating_sub(ms).max(0) as u64) + " ago"
+    });
     env
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
+pub fn datetime(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date, counting in 400-year eras from 0000-03-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// A span of milliseconds in words for people: `850 ms`, `42 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn duration_text(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms} ms"),
+        1..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
 }
 
 /// The keys of a list of objects, in order of first appearance (the data page's table columns).
@@ -384,6 +463,17 @@ fn read_template(name: &str, path: &Path) -> Result<String, TemplateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_durations_read_well() {
+        assert_eq!(datetime(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(datetime(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(datetime(1_795_887_003_000), "2026-11-28 17:30:03 UTC");
+        assert_eq!(duration_text(850), "850 ms");
+        assert_eq!(duration_text(42_000), "42 s");
+        assert_eq!(duration_text(3_600_000 + 5 * 60_000), "1 h 5 min");
+        assert_eq!(duration_text(2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
+    }
 
     const LIMITS: RenderLimits = RenderLimits {
         fuel: 1_000_000,

@@ -1,0 +1,494 @@
+//! The admin web UI: server-rendered pages under `/admin` from the generation's `admin/*.html`
+//! templates (parsed when the generation was built, like every other page), with the access rules every
+//! page shares, and the pages that only read: the dashboard, the routes, the audit log. Plugins are in
+//! `admin_plugins.rs`, users and keys in `admin_people.rs`.
+//!
+//! - Anonymous browsers are sent to the login page with `next` set to where they were; while no admin
+//!   exists, `/admin` is the first-run setup form instead. Signed-in non-admins get a 403 page.
+//! - Every change is a POST of a form carrying the session's CSRF token (the `csrf` field), writes an
+//!   audit row and answers with the page and a message saying what happened.
+//! - Pages work without JavaScript; `admin.js` (served from the binary) only adds copy buttons. Responses
+//!   carry a Content-Security-Policy that allows nothing from other origins.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use minijinja::{Value, context};
+use serde::Deserialize;
+
+use crate::admin_accounts::{client_of, decode, request_id};
+use crate::auth::Principal;
+use crate::bindings::types::Role;
+use crate::sampler::Sample;
+use crate::state::AppState;
+
+/// The script the pages may load: small, optional, same origin.
+const ADMIN_JS: &str = include_str!("../../templates/admin/admin.js");
+/// What admin pages may load and where their forms may go.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Audit rows per page.
+const AUDIT_PAGE: i64 = 50;
+
+/// The UI's routes: pages behind the guard below, and the setup form, login and script outside it.
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin", get(dashboard))
+        .route("/admin/routes", get(routes_page))
+        .route("/admin/audit", get(audit_page))
+        .route("/admin/reload", post(reload))
+        .merge(crate::admin_plugins::routes())
+        .merge(crate::admin_people::routes())
+        .route_layer(middleware::from_fn_with_state(state, ui_access))
+        .route("/admin/setup", post(setup))
+        .route("/admin/assets/admin.js", get(script))
+}
+
+/// Who is looking at a page, and the request it came with.
+#[derive(Clone)]
+pub(crate) struct Viewer {
+    pub(crate) principal: Principal,
+    pub(crate) request_id: Arc<str>,
+    pub(crate) client: String,
+}
+
+impl Viewer {
+    /// How the audit log names this caller.
+    pub(crate) fn actor(&self) -> String {
+        self.principal.actor()
+    }
+}
+
+/// Security headers every admin page carries.
+pub(crate) fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// Render admin template `name` with `context` plus what every page reads: `page` (title, section,
+/// generation, request id) and `me` (user name and CSRF token).
+pub(crate) fn render(
+    state: &AppState,
+    viewer: Option<&Viewer>,
+    name: &str,
+    title: &str,
+    status: StatusCode,
+    context: Value,
+) -> Response {
+    let generation = state.current();
+    let section = name.trim_start_matches("admin/").trim_end_matches(".html");
+    let full = context! {
+        page => context! {
+            title,
+            section,
+            generation => generation.id,
+            request_id => viewer.map(|v| v.request_id.to_string()),
+        },
+        me => viewer.map(|v| context! {
+            name => v.principal.subject.clone(),
+            csrf => v.principal.csrf.clone(),
+        }),
+        ..context
+    };
+    let response = match generation.views.render(name, &full) {
+        Ok(page) => crate::respond::html(status, page),
+        Err(e) => {
+            tracing::warn!(template = name, error = %e, "cannot render an admin page");
+            crate::respond::plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot render {name}: {e}\n"),
+            )
+        }
+    };
+    harden(response)
+}
+
+/// A redirect (303) to a local path.
+pub(crate) fn see_other(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    harden(response)
+}
+
+/// An admin error page (the `admin/forbidden.html` template serves every refusal).
+pub(crate) fn refusal(
+    state: &AppState,
+    viewer: Option<&Viewer>,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    render(
+        state,
+        viewer,
+        "admin/forbidden.html",
+        &format!("{} {reason}", status.as_u16()),
+        status,
+        context! { status => status.as_u16(), reason, message },
+    )
+}
+
+/// The guard in front of every page (see the module docs).
+async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let request_id = request_id(&parts);
+    let mut principal = match state.auth.authenticate(&parts).await {
+        Ok(p) => p,
+        Err(e) => {
+            let status = e.status();
+            return refusal(&state, None, status, &e.to_string());
+        }
+    };
+    if principal.role == Role::Anonymous {
+        if crate::bootstrap::armed(&state.auth) {
+            if parts.uri.path() == "/admin" && parts.method == axum::http::Method::GET {
+                return setup_form(&state, "", None, StatusCode::OK);
+            }
+            return see_other("/admin");
+        }
+        let here = if parts.method == axum::http::Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/admin", |p| p.as_str())
+                .to_owned()
+        } else {
+            parts.uri.path().to_owned()
+        };
+        let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        return see_other(&format!("/admin/login?next={next}"));
+    }
+    let client = client_of(&parts);
+    let viewer = |principal: Principal| Viewer {
+        principal,
+        request_id: request_id.clone(),
+        client: client.clone(),
+    };
+    if principal.role != Role::Admin {
+        let message = format!(
+            "You are signed in as {:?}, who is not an admin. Ask an admin for access, or sign in as one.",
+            principal.subject
+        );
+        return refusal(
+            &state,
+            Some(&viewer(principal)),
+            StatusCode::FORBIDDEN,
+            &message,
+        );
+    }
+    let body = match crate::admin::form_csrf(&mut principal, &parts, body, &request_id).await {
+        Ok(body) => body,
+        Err(refused) => return harden(refused),
+    };
+    // An upload is a multipart form: its handler reads the token from the form itself.
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    if principal.csrf_failed && !multipart {
+        let who = viewer(principal);
+        return refusal(
+            &state,
+            Some(&who),
+            StatusCode::FORBIDDEN,
+            "This form is missing its security token or the token is out of date (were you signed out?). Reload the page and try again.",
+        );
+    }
+    parts.extensions.insert(viewer(principal));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// `GET /admin/assets/admin.js`.
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        ADMIN_JS,
+    )
+        .into_response()
+}
+
+/// The first-run form.
+fn setup_form(
+    state: &AppState,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let from_env = std::env::var(crate::bootstrap::SECRET_ENV).is_ok_and(|s| !s.is_empty());
+    render(
+        state,
+        None,
+        "admin/setup.html",
+        "Set up Plugin Host",
+        status,
+        context! { username, error, from_env, secret_env => crate::bootstrap::SECRET_ENV },
+    )
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    secret: String,
+    username: String,
+    password: String,
+    confirm: String,
+}
+
+/// `POST /admin/setup`: create the first admin with the bootstrap secret, sign them in, go to the
+/// dashboard.
+async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
+    use crate::bootstrap::Refusal;
+    if !crate::bootstrap::armed(&state.auth) {
+        return see_other("/admin/login");
+    }
+    let form: SetupForm = match decode(&parts, &body) {
+        Ok(f) => f,
+        Err(e) => return setup_form(&state, "", Some(&e), StatusCode::BAD_REQUEST),
+    };
+    if form.password != form.confirm {
+        return setup_form(
+            &state,
+            &form.username,
+            Some("The two passwords differ."),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let client = client_of(&parts);
+    let created = crate::bootstrap::first_admin(
+        &state,
+        form.secret.trim(),
+        &form.username,
+        &form.password,
+        &client,
+    )
+    .await;
+    let (status, message) = match created {
+        Ok(user) => return crate::login::start_session(&state, &user.name, "/admin").await,
+        Err(Refusal::Closed) => return see_other("/admin/login"),
+        Err(Refusal::Locked(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many wrong secrets; try again in {} s.",
+                wait.as_secs() + 1
+            ),
+        ),
+        Err(Refusal::WrongSecret) => (
+            StatusCode::FORBIDDEN,
+            "That is not the bootstrap secret. It is printed in the server's log at start.".into(),
+        ),
+        Err(Refusal::Failed(e)) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")),
+    };
+    setup_form(&state, &form.username, Some(&message), status)
+}
+
+/// `GET /admin`: the dashboard.
+async fn dashboard(
+    State(state): State<Arc<AppState>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    dashboard_with(&state, &viewer, None, None, StatusCode::OK)
+}
+
+/// The dashboard with an optional message (after a reload from its button).
+fn dashboard_with(
+    state: &AppState,
+    viewer: &Viewer,
+    notice: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let now = Sample::take(state);
+    let recent = state.history.recent(&now);
+    let mut samples = state.history.samples();
+    samples.push(now);
+    let chart = crate::chart::memory_chart(&samples, "memory");
+    let generation = state.current();
+    let since_start = now.totals;
+    let (reloads_ok, reloads_failed) = state.metrics.reloads();
+    let created_ms = generation
+        .created
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let context = context! {
+        notice,
+        error,
+        chart => Value::from_safe_string(chart),
+        generation => context! {
+            id => generation.id,
+            created_ms,
+            plugins => generation.plugins.len(),
+            routes => generation.routes.len(),
+            in_flight => generation.in_flight(),
+        },
+        retired => state.retired(),
+        uptime_ms => state.started.elapsed().as_millis() as i64,
+        rss_mib => now.rss_bytes as f64 / 1048576.0,
+        live_generations => now.live_generations,
+        recent => context! {
+            seconds => recent.seconds,
+            requests => recent.requests,
+            per_second => recent.per_second,
+            error_percent => recent.error_ratio * 100.0,
+            p50_ms => recent.p50_ms,
+            p99_ms => recent.p99_ms,
+        },
+        total => context! { requests => since_start.requests, errors => since_start.errors },
+        reloads => context! { ok => reloads_ok, failed => reloads_failed },
+        last_reload => state.last_reload().as_deref().map(Value::from_serialize),
+        templates => generation.views.stats(),
+        template_parses => crate::views::parsed_total(),
+        samples => samples.len(),
+    };
+    render(
+        state,
+        Some(viewer),
+        "admin/dashboard.html",
+        "Dashboard",
+        status,
+        context,
+    )
+}
+
+/// `POST /admin/reload`: rebuild the generation from the plugins directory; back to the page the button
+/// was on (the dashboard or the plugins page) with the outcome.
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    Extension(viewer): Extension<Viewer>,
+    body: Bytes,
+) -> Response {
+    let back_to_plugins = form_urlencoded::parse(&body).any(|(k, v)| k == "from" && v == "plugins");
+    let outcome = state.reload().await;
+    let detail = match &outcome.error {
+        None => format!(
+            "generation {} (was {})",
+            outcome.generation, outcome.previous
+        ),
+        Some(error) => format!("failed: {error}"),
+    };
+    crate::admin_accounts::audit(
+        &state,
+        &viewer.actor(),
+        "reload",
+        "plugins",
+        &detail,
+        &viewer.client,
+    )
+    .await;
+    let (notice, error, status) = match &outcome.error {
+        None => (
+            Some(format!(
+                "Reloaded: generation {} replaced {} in {:.0} ms.",
+                outcome.generation, outcome.previous, outcome.duration_ms
+            )),
+            None,
+            StatusCode::OK,
+        ),
+        Some(e) => (
+            None,
+            Some(format!(
+                "The reload failed; generation {} keeps serving. {e}",
+                outcome.generation
+            )),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    };
+    if back_to_plugins {
+        return crate::admin_plugins::plugins_with(
+            &state,
+            &viewer,
+            notice.as_deref(),
+            error.as_deref(),
+            status,
+        );
+    }
+    dashboard_with(&state, &viewer, notice.as_deref(), error.as_deref(), status)
+}
+
+/// `GET /admin/routes`: every route of the current generation, with links to plain GET routes.
+async fn routes_page(
+    State(state): State<Arc<AppState>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let generation = state.current();
+    let routes = crate::admin_plugins::route_rows(&generation, None);
+    render(
+        &state,
+        Some(&viewer),
+        "admin/routes.html",
+        "Routes",
+        StatusCode::OK,
+        context! { routes },
+    )
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    before: Option<i64>,
+}
+
+/// `GET /admin/audit?before=ID`: the audit log, newest first, [`AUDIT_PAGE`] rows a page.
+async fn audit_page(
+    State(state): State<Arc<AppState>>,
+    Extension(viewer): Extension<Viewer>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return refusal(
+            &state,
+            Some(&viewer),
+            StatusCode::BAD_REQUEST,
+            "before must be an audit row id",
+        );
+    };
+    // One more row than shown tells whether an older page exists.
+    let rows = crate::audit::page(&state.auth.db, q.before, AUDIT_PAGE + 1).await;
+    let mut entries = match rows {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot read the audit log");
+            return refusal(
+                &state,
+                Some(&viewer),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The audit log cannot be read right now.",
+            );
+        }
+    };
+    let older = entries.len() as i64 > AUDIT_PAGE;
+    entries.truncate(AUDIT_PAGE as usize);
+    let next = older.then(|| entries.last().map(|e| e.id)).flatten();
+    render(
+        &state,
+        Some(&viewer),
+        "admin/audit.html",
+        "Audit log",
+        StatusCode::OK,
+        context! { entries, next, first_page => q.before.is_none() },
+    )
+}

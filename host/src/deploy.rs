@@ -1,0 +1,372 @@
+//! Changing the plugins directory from the admin UI: upload a component, disable or enable a plugin,
+//! delete one. Each change is followed by a reload; when the reload fails, the directory is put back as
+//! it was, so a refused change changes nothing and the serving generation never notices.
+//!
+//! - An upload is written to a hidden temporary file (loading skips hidden files), checked exactly as
+//!   `plugin-host check` checks a file, then renamed over its place: `NAME.wasm` after the name in its
+//!   manifest, or the file of the loaded plugin with that name (an upgrade).
+//! - Disabling renames `X.wasm` to `X.wasm.disabled` (loading reads `*.wasm` only); enabling renames it
+//!   back. Both survive restarts and are plain to see with `ls`.
+//! - Changes hold `AppState::deploy`, so two operators never interleave their renames.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::state::{AppState, ReloadOutcome};
+
+/// The suffix of a disabled plugin's file.
+pub const DISABLED_SUFFIX: &str = ".disabled";
+/// The largest component an upload may carry.
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a change was refused; the directory is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The file or the change is not acceptable (422).
+    #[error("{0}")]
+    Refused(String),
+    /// No such plugin file (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The directory could not be changed (500).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A change that went through: what was done and the reload that made it live.
+#[derive(Debug)]
+pub struct Deployed {
+    pub message: String,
+    /// The plugin the change was about.
+    pub plugin: String,
+    /// The reload that made it live (none when deleting a disabled file, which needs no reload).
+    pub outcome: Option<Arc<ReloadOutcome>>,
+}
+
+/// A file of the plugins directory as the plugins page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DisabledFile {
+    pub file: String,
+    pub bytes: u64,
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> DeployError {
+    tracing::error!(path = %path.display(), error = %e, "{what}");
+    DeployError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+fn random_suffix() -> String {
+    crate::db::hex(&crate::db::random_bytes::<6>())
+}
+
+/// A plain file name of the plugins directory (no folders, not hidden) ending in `suffix`.
+fn plain_name<'a>(name: &'a str, suffix: &str) -> Result<&'a str, DeployError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name.ends_with(suffix)
+        && name.len() > suffix.len();
+    if ok {
+        Ok(name)
+    } else {
+        Err(DeployError::Refused(format!(
+            "{name:?} is not a plugin file name (expected NAME{suffix})"
+        )))
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes the renames durable; a failure here only weakens crash safety, so it is logged.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the plugins directory");
+    }
+}
+
+/// Reload; on failure run `undo` (which puts the directory back) and report why.
+async fn reload_or_undo(
+    state: &Arc<AppState>,
+    dir: &Path,
+    undo: impl FnOnce() -> std::io::Result<()>,
+) -> Result<Arc<ReloadOutcome>, DeployError> {
+    let outcome = state.reload().await;
+    if outcome.ok {
+        return Ok(outcome);
+    }
+    let error = outcome.error.clone().unwrap_or_default();
+    if let Err(e) = undo() {
+        return Err(io_error(
+            "the reload failed and the change could not be undone in",
+            dir,
+            e,
+        ));
+    }
+    sync_dir(dir);
+    Err(DeployError::Refused(format!(
+        "The reload failed, so nothing changed: {error}"
+    )))
+}
+
+/// Check `bytes` as a plugin, put it in place and reload. `upload_name` is the uploaded file's name
+/// (only used in messages).
+pub async fn upload(
+    state: &Arc<AppState>,
+    upload_name: &str,
+    bytes: &[u8],
+) -> Result<Deployed, DeployError> {
+    let _guard = state.deploy.lock().await;
+    let config = state.config();
+    let dir = &config.plugins_dir;
+    if bytes.is_empty() {
+        return Err(DeployError::Refused(format!("{upload_name:?} is empty")));
+    }
+    let temp = dir.join(format!(".upload-{}.wasm", random_suffix()));
+    let written = {
+        let temp = temp.clone();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&temp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })
+        .await
+        .expect("writing the upload does not panic")
+    };
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_error("cannot write the upload to", &temp, e));
+    }
+    let remove_temp = || {
+        let _ = std::fs::remove_file(&temp);
+    };
+    let name = match crate::generation::check_plugin(config, &temp).await {
+        Ok(plugin) => plugin.manifest.name.clone(),
+        Err(e) => {
+            remove_temp();
+            let reason = e
+                .to_string()
+                .replace(&temp.display().to_string(), upload_name);
+            return Err(DeployError::Refused(format!(
+                "The upload was refused and nothing changed: {reason}"
+            )));
+        }
+    };
+    let current = state.current();
+    let target = match current.plugin_index(&name) {
+        Some(i) => current.plugins[i].file.clone(),
+        None => dir.join(format!("{name}.wasm")),
+    };
+    drop(current);
+    let disabled = PathBuf::from(format!("{}{DISABLED_SUFFIX}", target.display()));
+    if disabled.exists() {
+        remove_temp();
+        return Err(DeployError::Refused(format!(
+            "plugin {name:?} is disabled ({}); enable or delete it before uploading a new version",
+            disabled.display()
+        )));
+    }
+    let upgrade = target.exists();
+    let backup = dir.join(format!(".{name}.wasm.previous-{}", random_suffix()));
+    if upgrade && let Err(e) = std::fs::rename(&target, &backup) {
+        remove_temp();
+        return Err(io_error("cannot set aside", &target, e));
+    }
+    if let Err(e) = std::fs::rename(&temp, &target) {
+        remove_temp();
+        if upgrade {
+            let _ = std::fs::rename(&backup, &target);
+        }
+        return Err(io_error("cannot move the upload to", &target, e));
+    }
+    sync_dir(dir);
+    let outcome = reload_or_undo(state, dir, || {
+        if upgrade {
+            std::fs::rename(&backup, &target)
+        } else {
+            std::fs::remove_file(&target)
+        }
+    })
+    .await?;
+    if upgrade && let Err(e) = std::fs::remove_file(&backup) {
+        tracing::warn!(path = %backup.display(), error = %e, "cannot remove the previous version");
+    }
+    let version = outcome
+        .plugins
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.version.clone())
+        .unwrap_or_default();
+    let file = target.file_name().unwrap_or_default().to_string_lossy();
+    Ok(Deployed {
+        message: format!(
+            "{} plugin {name} {version} as {file}; generation {} serves it",
+            if upgrade { "Replaced" } else { "Added" },
+            outcome.generation
+        ),
+        plugin: name,
+        outcome: Some(outcome),
+    })
+}
+
+/// Rename `X.wasm` to `X.wasm.disabled` and reload.
+pub async fn disable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+    let _guard = state.deploy.lock().await;
+    let dir = &state.config().plugins_dir;
+    let file = plain_name(file, ".wasm")?;
+    let from = dir.join(file);
+    if !from.is_file() {
+        return Err(DeployError::NotFound(format!(
+            "no plugin file {file} in {}",
+            dir.display()
+        )));
+    }
+    let plugin = plugin_of(state, &from);
+    let to = dir.join(format!("{file}{DISABLED_SUFFIX}"));
+    std::fs::rename(&from, &to).map_err(|e| io_error("cannot disable", &from, e))?;
+    sync_dir(dir);
+    let outcome = reload_or_undo(state, dir, || std::fs::rename(&to, &from)).await?;
+    Ok(Deployed {
+        message: format!(
+            "Disabled {plugin} ({file} is now {file}{DISABLED_SUFFIX}); generation {} runs without it",
+            outcome.generation
+        ),
+        plugin,
+        outcome: Some(outcome),
+    })
+}
+
+/// Rename `X.wasm.disabled` back to `X.wasm` and reload.
+pub async fn enable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+    let _guard = state.deploy.lock().await;
+    let dir = &state.config().plugins_dir;
+    let file = plain_name(file, &format!(".wasm{DISABLED_SUFFIX}"))?;
+    let from = dir.join(file);
+    if !from.is_file() {
+        return Err(DeployError::NotFound(format!(
+            "no disabled plugin file {file} in {}",
+            dir.display()
+        )));
+    }
+    let enabled = file.trim_end_matches(DISABLED_SUFFIX);
+    let to = dir.join(enabled);
+    if to.exists() {
+        return Err(DeployError::Refused(format!(
+            "{enabled} exists already; delete one of the two files first"
+        )));
+    }
+    std::fs::rename(&from, &to).map_err(|e| io_error("cannot enable", &from, e))?;
+    sync_dir(dir);
+    let outcome = reload_or_undo(state, dir, || std::fs::rename(&to, &from)).await?;
+    let plugin = plugin_of(state, &to);
+    Ok(Deployed {
+        message: format!(
+            "Enabled {plugin} ({enabled}); generation {} serves it",
+            outcome.generation
+        ),
+        plugin,
+        outcome: Some(outcome),
+    })
+}
+
+/// Delete a plugin file: a loaded one is set aside, the directory reloaded, and only then removed; a
+/// disabled one is simply removed (nothing serves it).
+pub async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+    let _guard = state.deploy.lock().await;
+    let dir = &state.config().plugins_dir;
+    let disabled = file.ends_with(DISABLED_SUFFIX);
+    let file = if disabled {
+        plain_name(file, &format!(".wasm{DISABLED_SUFFIX}"))?
+    } else {
+        plain_name(file, ".wasm")?
+    };
+    let path = dir.join(file);
+    if !path.is_file() {
+        return Err(DeployError::NotFound(format!(
+            "no plugin file {file} in {}",
+            dir.display()
+        )));
+    }
+    let plugin = plugin_of(state, &path);
+    if disabled {
+        std::fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, e))?;
+        sync_dir(dir);
+        return Ok(Deployed {
+            message: format!("Deleted {file}"),
+            plugin,
+            outcome: None,
+        });
+    }
+    let aside = dir.join(format!(".{file}.deleted-{}", random_suffix()));
+    std::fs::rename(&path, &aside).map_err(|e| io_error("cannot delete", &path, e))?;
+    sync_dir(dir);
+    let outcome = reload_or_undo(state, dir, || std::fs::rename(&aside, &path)).await?;
+    if let Err(e) = std::fs::remove_file(&aside) {
+        tracing::warn!(path = %aside.display(), error = %e, "cannot remove a deleted plugin's file");
+    }
+    Ok(Deployed {
+        message: format!(
+            "Deleted {plugin} ({file}); generation {} runs without it",
+            outcome.generation
+        ),
+        plugin,
+        outcome: Some(outcome),
+    })
+}
+
+/// The name of the plugin loaded from `file` in the current generation, or the file's stem.
+fn plugin_of(state: &AppState, file: &Path) -> String {
+    let current = state.current();
+    current
+        .plugins
+        .iter()
+        .find(|p| p.file == file)
+        .map(|p| p.manifest.name.clone())
+        .unwrap_or_else(|| {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            name.split('.').next().unwrap_or_default().to_owned()
+        })
+}
+
+/// The disabled plugin files in the plugins directory, by name.
+pub fn disabled_files(dir: &Path) -> Vec<DisabledFile> {
+    let mut files: Vec<DisabledFile> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let wanted = !file.starts_with('.')
+                && file.ends_with(&format!(".wasm{DISABLED_SUFFIX}"))
+                && entry.file_type().is_ok_and(|t| t.is_file());
+            wanted.then(|| DisabledFile {
+                bytes: entry.metadata().map_or(0, |m| m.len()),
+                file,
+            })
+        })
+        .collect();
+    files.sort_by(|a, b| a.file.cmp(&b.file));
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_file_names_are_accepted() {
+        assert!(plain_name("hello.wasm", ".wasm").is_ok());
+        assert!(plain_name("hello.wasm.disabled", ".wasm.disabled").is_ok());
+        for bad in [
+            "../etc/passwd.wasm",
+            "a/b.wasm",
+            ".hidden.wasm",
+            ".wasm",
+            "hello.txt",
+            "a\\b.wasm",
+            "",
+        ] {
+            assert!(plain_name(bad, ".wasm").is_err(), "{bad}");
+        }
+    }
+}
