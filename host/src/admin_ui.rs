@@ -162,7 +162,7 @@ async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next)
         }
     };
     if principal.role == Role::Anonymous {
-        if crate::bootstrap::armed(&state.auth) {
+        if crate::bootstrap::armed(&state.auth).await {
             if parts.uri.path() == "/admin" && parts.method == axum::http::Method::GET {
                 return setup_form(&state, "", None, StatusCode::OK);
             }
@@ -264,7 +264,7 @@ struct SetupForm {
 /// dashboard.
 async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
     use crate::bootstrap::Refusal;
-    if !crate::bootstrap::armed(&state.auth) {
+    if !crate::bootstrap::armed(&state.auth).await {
         return see_other("/admin/login");
     }
     let form: SetupForm = match decode(&parts, &body) {

@@ -104,9 +104,23 @@ pub(crate) enum Refusal {
     Failed(anyhow::Error),
 }
 
-/// Whether the first admin can still be created with the bootstrap secret.
-pub(crate) fn armed(auth: &AuthContext) -> bool {
-    auth.bootstrap.lock().expect("bootstrap lock").is_some()
+/// Whether the first admin can still be created with the bootstrap secret: it is set and no admin
+/// exists (one may have been added from the CLI since start; then the secret is dropped).
+pub(crate) async fn armed(auth: &AuthContext) -> bool {
+    if auth.bootstrap.lock().expect("bootstrap lock").is_none() {
+        return false;
+    }
+    match crate::accounts::admin_count(&auth.db).await {
+        Ok(0) => true,
+        Ok(_) => {
+            *auth.bootstrap.lock().expect("bootstrap lock") = None;
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot count admins");
+            false
+        }
+    }
 }
 
 /// Create the first admin with the one-time `secret`, once; wrong secrets count against `client`'s

@@ -55,7 +55,7 @@ struct LoginQuery {
 
 /// `GET /admin/login?next=PATH`: the sign-in form (`admin/login.html` of the current generation).
 async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
-    if crate::bootstrap::armed(&state.auth) {
+    if crate::bootstrap::armed(&state.auth).await {
         // No admin exists yet: the first-run form is at /admin.
         return crate::admin_ui::see_other("/admin");
     }

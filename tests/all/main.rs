@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin_accounts;
+mod admin_ui;
 mod check;
 mod crash;
 mod faults;

@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod pages;
+
 use plugin_host::bindings::types::Role;
 use plugin_host::config::Config;
 use plugin_host::server::Server;
