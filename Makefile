@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins run test lint fmt bench bench-side soak
+.PHONY: all build host plugins browser run test lint fmt bench bench-side soak
 
 all: build
 
@@ -33,8 +33,19 @@ plugins: host
 run: build
 	$(HOST_BIN) serve
 
-## test: everything the tests need, then every test (unit and integration, real server, real HTTP).
-test: build
+## browser: Debian's Chromium and chromedriver for the admin UI's browser test, installed when missing
+## (apt-get; sudo when not root). Nothing is downloaded from elsewhere.
+browser:
+	@if command -v chromedriver >/dev/null && command -v chromium >/dev/null; then :; else \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		echo "installing chromium and chromium-driver (Debian packages) for the browser test"; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+## test: everything the tests need, then every test (unit and integration, real server, real HTTP, and
+## the admin UI in headless Chromium; screenshots in target/test-output/admin).
+test: build browser
 	$(CARGO) test --release --locked --workspace
 
 ## lint: rustfmt check and clippy with warnings as errors, for the host workspace and for plugins/.

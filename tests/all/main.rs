@@ -4,6 +4,7 @@
 mod accounts;
 mod admin_accounts;
 mod admin_ui;
+mod browser;
 mod check;
 mod crash;
 mod faults;

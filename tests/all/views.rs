@@ -530,7 +530,9 @@ async fn the_login_page_signs_a_browser_in() {
         (StatusCode::OK, "text/html; charset=utf-8")
     );
     assert!(
-        page.contains("<form class=\"login\" method=\"post\" action=\"/admin/login\">"),
+        page.contains(
+            "<form class=\"stack\" method=\"post\" action=\"/admin/login\" id=\"login\">"
+        ),
         "{page}"
     );
     assert!(

@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod pages;
 
 use plugin_host::bindings::types::Role;

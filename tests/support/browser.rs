@@ -1,0 +1,337 @@
+//! Debian's headless Chromium driven through `chromedriver` (WebDriver, with fantoccini), for the admin
+//! UI's end-to-end test. `make test` installs both packages when missing; nothing is downloaded.
+//!
+//! - chromedriver starts on `--port=0` in its own process group; dropping [`Browser`] ends the session
+//!   and kills the group, so no Chromium outlives a test, even one that panics.
+//! - Chromium talks to loopback only: background services are switched off by flags and prefs, and a
+//!   dead local proxy catches anything else.
+//! - [`Browser::console_errors`] drains the console log (console.error, uncaught exceptions, failed
+//!   loads, Content-Security-Policy violations) through chromedriver's log endpoint.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// Headless, root-safe, and quiet on the network.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--no-pings",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--component-updater=url-source=http://127.0.0.1:9/update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--safebrowsing-disable-auto-update",
+    "--disable-field-trial-config",
+    "--disable-search-engine-choice-screen",
+    "--disable-features=Translate,OptimizationHints,OptimizationGuideModelDownloading,OptimizationHintsFetching,OptimizationTargetPrediction,MediaRouter,AutofillServerCommunication,CertificateTransparencyComponentUpdater,PasswordLeakDetection,NetworkTimeServiceQuerying",
+    // Anything not on loopback goes to a closed local port (loopback bypasses proxies).
+    "--proxy-server=http://127.0.0.1:9",
+];
+
+/// Profile preferences: no prediction, no password manager, no remote search engine.
+fn preferences() -> Value {
+    json!({
+        "net": { "network_prediction_options": 2 },
+        "credentials_enable_service": false,
+        "profile": { "password_manager_enabled": false, "password_manager_leak_detection": false },
+        "default_search_provider_data": { "template_url_data": {
+            "short_name": "none", "keyword": "none", "url": "http://127.0.0.1:9/?q={searchTerms}"
+        }},
+    })
+}
+
+static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+
+/// The chromedriver process, its session and its scratch directory; cleaned up on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    session: Option<String>,
+    scratch: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Ending the session makes chromedriver quit Chromium; the runtime may be gone (a panic), so
+        // this is a blocking request.
+        if let Some(id) = self.session.take() {
+            let _ = blocking_request(self.port, "DELETE", &format!("/session/{id}"));
+        }
+        // chromedriver and anything it started share its process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// One bodiless HTTP/1.1 request to chromedriver; reads `Content-Length` bytes of answer (it keeps
+/// the connection open whatever `Connection` says).
+fn blocking_request(port: u16, method: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// chromedriver's log endpoint (`POST /session/{id}/se/log {"type":"browser"}`): returns and clears
+/// the console entries buffered so far.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> std::result::Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+/// A headless Chromium session.
+pub struct Browser {
+    client: Option<Client>,
+    driver: Driver,
+}
+
+impl Browser {
+    /// Start chromedriver and open a Chromium window with a 1280×900 viewport.
+    pub async fn start() -> Result<Self> {
+        let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
+        let scratch =
+            std::env::temp_dir().join(format!("plugin-host-browser-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let (home, profile) = (scratch.join("home"), scratch.join("profile"));
+        std::fs::create_dir_all(&home)?;
+        std::fs::create_dir_all(&profile)?;
+        let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let mut child = Command::new(&program)
+            .args(["--port=0", "--log-level=WARNING"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            // Chromium writes crash databases and caches under HOME: keep them in the scratch dir.
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {program} (`make browser` installs chromium and chromium-driver)"
+                )
+            })?;
+        // chromedriver prints "... started successfully on port N." once it listens; its output is
+        // drained for the rest of its life so it never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("started successfully on port ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim_end_matches('.').trim().parse::<u16>());
+                }
+            }
+        });
+        let mut driver = Driver {
+            child,
+            port: 0,
+            session: None,
+            scratch,
+        };
+        driver.port = rx
+            .recv_timeout(Duration::from_secs(20))
+            .context("chromedriver did not report its port")?
+            .context("chromedriver reported a bad port")?;
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| (*s).to_owned()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let mut capabilities = Capabilities::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": chromium, "args": args, "prefs": preferences() }),
+        );
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .context("cannot open a Chromium session through chromedriver")?;
+        driver.session = client.session_id().await?;
+        let browser = Self {
+            client: Some(client),
+            driver,
+        };
+        browser.resize(1280, 900).await?;
+        Ok(browser)
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("the browser is open")
+    }
+
+    /// Navigate to `url` and wait for the page to load.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        Ok(self.client().goto(url).await?)
+    }
+
+    /// Type `value` into the (cleared) field `selector`.
+    pub async fn fill(&self, selector: &str, value: &str) -> Result<()> {
+        let field = self.find(selector).await?;
+        field.clear().await?;
+        field.send_keys(value).await?;
+        Ok(())
+    }
+
+    /// Choose `file` in the file input `selector`.
+    pub async fn choose_file(&self, selector: &str, file: &Path) -> Result<()> {
+        let path = std::fs::canonicalize(file)?;
+        let input = self.find(selector).await?;
+        input
+            .send_keys(path.to_str().ok_or_else(|| anyhow!("non-UTF-8 path"))?)
+            .await?;
+        Ok(())
+    }
+
+    /// Click `selector` (a submit button waits for the next page to load).
+    pub async fn click(&self, selector: &str) -> Result<()> {
+        self.find(selector).await?.click().await?;
+        Ok(())
+    }
+
+    /// The rendered text of `selector`.
+    pub async fn text(&self, selector: &str) -> Result<String> {
+        Ok(self.find(selector).await?.text().await?)
+    }
+
+    async fn find(&self, selector: &str) -> Result<fantoccini::elements::Element> {
+        self.client()
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(selector))
+            .await
+            .with_context(|| format!("no element {selector:?} appeared within 10 s"))
+    }
+
+    /// The address of the current page.
+    pub async fn url(&self) -> Result<String> {
+        Ok(self.client().current_url().await?.to_string())
+    }
+
+    /// Run `script` (a function body that `return`s) in the page.
+    pub async fn eval(&self, script: &str) -> Result<Value> {
+        Ok(self.client().execute(script, vec![]).await?)
+    }
+
+    /// Save a PNG of the viewport to `path`.
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        let png = self.client().screenshot().await?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
+    /// Make the viewport `width`×`height` (headless Chromium keeps room for window chrome, so the
+    /// window is grown by the difference).
+    pub async fn resize(&self, width: u32, height: u32) -> Result<()> {
+        let c = self.client();
+        c.set_window_size(width, height).await?;
+        let inner = c
+            .execute("return [window.innerWidth, window.innerHeight]", vec![])
+            .await?;
+        let (w, h) = (
+            inner[0].as_u64().unwrap_or(0) as u32,
+            inner[1].as_u64().unwrap_or(0) as u32,
+        );
+        if (w, h) != (width, height) {
+            c.set_window_size(
+                width + width.saturating_sub(w),
+                height + height.saturating_sub(h),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The console errors since the last call (each entry as `[source] message`).
+    pub async fn console_errors(&self) -> Result<Vec<String>> {
+        let entries = self.client().issue_cmd(BrowserLog).await?;
+        let Some(entries) = entries.as_array() else {
+            bail!("chromedriver's log answer is not a list: {entries}");
+        };
+        Ok(entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| {
+                format!(
+                    "[{}] {}",
+                    e["source"].as_str().unwrap_or_default(),
+                    e["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    /// End the session (Chromium quits) and stop chromedriver.
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(client) = self.client.take() {
+            client.close().await?;
+            self.driver.session = None;
+        }
+        Ok(())
+    }
+}
