@@ -1,5 +1,6 @@
 //! The dashboard chart, drawn on the server as inline SVG: process RSS (MiB, left axis, from zero so a
-//! flat line looks flat) and live generations (right axis, a step line) over the sampled past. No
+//! flat line looks flat), live generations (right axis, a step line) and a tick at the top for every
+//! sample interval in which a reload swapped the generation, over the sampled past. No
 //! scripts, no external resources; colours come from the page's CSS classes, and the `<title>` and
 //! `<desc>` say in words what the lines show.
 
@@ -54,6 +55,10 @@ pub fn memory_chart(samples: &[Sample], id: &str) -> String {
         .map(|s| s.live_generations)
         .max()
         .unwrap_or(1);
+    let reloads = samples
+        .windows(2)
+        .filter(|w| w[1].generation != w[0].generation)
+        .count();
     let rss_top = nice_ceiling(max_rss * 1.15);
     let live_top = max_live.max(4) as f64;
     let plot_w = WIDTH - LEFT - RIGHT;
@@ -73,17 +78,18 @@ pub fn memory_chart(samples: &[Sample], id: &str) -> String {
     );
     let _ = write!(
         svg,
-        r#"<desc id="{id}-desc">{} samples. RSS now {:.1} MiB, lowest {:.1} MiB, highest {:.1} MiB. Live generations now {}, at most {}.</desc>"#,
+        r#"<desc id="{id}-desc">{} samples. RSS now {:.1} MiB, lowest {:.1} MiB, highest {:.1} MiB. Live generations now {}, at most {}. Reloads: {}.</desc>"#,
         samples.len(),
         rss_mib[rss_mib.len() - 1],
         min_rss,
         max_rss,
         last.live_generations,
-        max_live
+        max_live,
+        reloads
     );
-    // Grid and left axis (MiB): five steps from zero.
-    for step in 0..=4 {
-        let value = rss_top * f64::from(step) / 4.0;
+    // Grid and left axis (MiB): five steps from zero (whole numbers, as the top is 1, 2 or 5 × 10ⁿ).
+    for step in 0..=5 {
+        let value = rss_top * f64::from(step) / 5.0;
         let yy = y_rss(value);
         let _ = write!(
             svg,
@@ -150,10 +156,24 @@ pub fn memory_chart(samples: &[Sample], id: &str) -> String {
         let _ = write!(svg, "{:.1},{:.1} ", x(s.at_ms), y_rss(*mib));
     }
     svg.push_str(r#""/>"#);
+    // Reloads: a tick where the serving generation changed since the previous sample.
+    svg.push_str(r#"<g class="reloads">"#);
+    for w in samples
+        .windows(2)
+        .filter(|w| w[1].generation != w[0].generation)
+    {
+        let xx = x(w[1].at_ms);
+        let _ = write!(
+            svg,
+            r#"<line class="reload" x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}"/>"#,
+            TOP + 8.0
+        );
+    }
+    svg.push_str("</g>");
     // Legend.
     let _ = write!(
         svg,
-        r#"<g class="legend"><line class="rss" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">RSS (MiB)</text><line class="live" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">live generations</text></g>"#,
+        r#"<g class="legend"><line class="rss" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">RSS (MiB)</text><line class="live" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">live generations</text><line class="reload" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">reload</text></g>"#,
         LEFT,
         HEIGHT - 8.0,
         LEFT + 24.0,
@@ -165,6 +185,12 @@ pub fn memory_chart(samples: &[Sample], id: &str) -> String {
         LEFT + 154.0,
         HEIGHT - 8.0,
         LEFT + 160.0,
+        HEIGHT - 4.0,
+        LEFT + 280.0,
+        HEIGHT - 14.0,
+        LEFT + 280.0,
+        HEIGHT - 4.0,
+        LEFT + 286.0,
         HEIGHT - 4.0
     );
     svg.push_str("</svg>");
@@ -176,11 +202,12 @@ mod tests {
     use super::*;
     use crate::metrics::Totals;
 
-    fn sample(at_ms: u64, mib: u64, live: usize) -> Sample {
+    fn sample(at_ms: u64, mib: u64, live: usize, generation: u64) -> Sample {
         Sample {
             at_ms,
             rss_bytes: mib << 20,
             live_generations: live,
+            generation,
             totals: Totals::default(),
         }
     }
@@ -195,13 +222,22 @@ mod tests {
 
     #[test]
     fn draws_both_lines_inside_the_frame_with_a_text_summary() {
+        // A reload every 100 s (ten samples); two live generations in the sample after each.
         let samples: Vec<Sample> = (0..360)
-            .map(|i| sample(i * 10_000, 30 + i % 3, 1 + (i % 7 == 0) as usize))
+            .map(|i| sample(i * 10_000, 30 + i % 3, 1 + usize::from(i % 10 == 1), i / 10))
             .collect();
         let svg = memory_chart(&samples, "mem");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        assert!(svg.contains("RSS now 30.0 MiB, lowest 30.0 MiB, highest 32.0 MiB"));
-        assert!(svg.contains("Live generations now 1, at most 2"));
+        assert!(svg.contains("RSS now 32.0 MiB, lowest 30.0 MiB, highest 32.0 MiB"));
+        assert!(svg.contains("Live generations now 1, at most 2. Reloads: 35."));
+        assert_eq!(
+            svg.matches(r#"<line class="reload" x1"#).count(),
+            35 + 1,
+            "ticks and legend"
+        );
+        // The axis reads 0, 10, ... 50 MiB for values up to 32 MiB.
+        assert!(svg.contains(r#"text-anchor="end">50</text>"#));
+        assert!(svg.contains(r#"text-anchor="end">10</text>"#));
         assert!(svg.contains("last 60 min"));
         let points = |class: &str| -> Vec<(f64, f64)> {
             let start = svg

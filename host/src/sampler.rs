@@ -26,6 +26,8 @@ pub struct Sample {
     pub at_ms: u64,
     pub rss_bytes: u64,
     pub live_generations: usize,
+    /// The generation serving then (a change between samples means a reload).
+    pub generation: u64,
     pub totals: Totals,
 }
 
@@ -61,6 +63,7 @@ impl Sample {
             at_ms: now_ms(),
             rss_bytes: crate::metrics::process_rss_bytes().unwrap_or(0),
             live_generations: 1 + state.retired().len(),
+            generation: state.current().id,
             totals: state.metrics.totals(),
         }
     }
@@ -138,6 +141,7 @@ mod tests {
             at_ms,
             rss_bytes: 1 << 20,
             live_generations: 1,
+            generation: 1,
             totals: Totals {
                 requests,
                 errors,

@@ -464,6 +464,52 @@ fn read_template(name: &str, path: &Path) -> Result<String, TemplateError> {
 mod tests {
     use super::*;
 
+    /// WCAG contrast ratio of two `#rrggbb` colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |hex: &str| {
+            let channel = |i: usize| {
+                let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+                if c <= 0.03928 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+        };
+        let (x, y) = (luminance(a) + 0.05, luminance(b) + 0.05);
+        x.max(y) / x.min(y)
+    }
+
+    #[test]
+    fn layout_colours_have_enough_contrast() {
+        let layout = BUILTIN.iter().find(|(n, _)| *n == "layout.html").unwrap().1;
+        // The light scheme is the first `:root` rule, the dark one the second.
+        let schemes: Vec<std::collections::HashMap<&str, &str>> = layout
+            .split(":root {")
+            .skip(1)
+            .map(|rule| {
+                rule.split('}')
+                    .next()
+                    .unwrap()
+                    .split(';')
+                    .filter_map(|d| d.trim().strip_prefix("--")?.split_once(':'))
+                    .map(|(k, v)| (k.trim(), v.trim()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(schemes.len(), 2, "a light and a dark scheme");
+        for scheme in &schemes {
+            for text in ["fg", "muted", "accent", "ok", "bad"] {
+                let ratio = contrast(scheme[text], scheme["bg"]);
+                assert!(ratio >= 4.5, "--{text} on --bg: {ratio:.2}");
+            }
+            // Buttons: background-coloured text on the accent and on the danger colour.
+            assert!(contrast(scheme["bg"], scheme["accent"]) >= 4.5);
+            assert!(contrast(scheme["bg"], scheme["bad"]) >= 4.5);
+        }
+    }
+
     #[test]
     fn dates_and_durations_read_well() {
         assert_eq!(datetime(0), "1970-01-01 00:00:00 UTC");
