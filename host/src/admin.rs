@@ -88,6 +88,22 @@ async fn reload(
     Extension(who): Extension<Principal>,
     parts: axum::http::request::Parts,
 ) -> Response {
+    let client = crate::admin_accounts::client_of(&parts);
+    let outcome = audited_reload(&state, &who.actor(), &client).await;
+    let status = if outcome.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (status, Json(&*outcome)).into_response()
+}
+
+/// Reload and write the audit row (who, and the outcome).
+pub(crate) async fn audited_reload(
+    state: &Arc<AppState>,
+    actor: &str,
+    client: &str,
+) -> Arc<crate::state::ReloadOutcome> {
     let outcome = state.reload().await;
     let detail = match &outcome.error {
         None => format!(
@@ -96,14 +112,8 @@ async fn reload(
         ),
         Some(error) => format!("failed: {error}"),
     };
-    let client = crate::admin_accounts::client_of(&parts);
-    crate::admin_accounts::audit(&state, &who.actor(), "reload", "plugins", &detail, &client).await;
-    let status = if outcome.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    (status, Json(&*outcome)).into_response()
+    crate::admin_accounts::audit(state, actor, "reload", "plugins", &detail, client).await;
+    outcome
 }
 
 /// `GET /admin/api/generations`: the current generation and the retired ones still draining.

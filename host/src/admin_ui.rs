@@ -383,23 +383,7 @@ async fn reload(
     body: Bytes,
 ) -> Response {
     let back_to_plugins = form_urlencoded::parse(&body).any(|(k, v)| k == "from" && v == "plugins");
-    let outcome = state.reload().await;
-    let detail = match &outcome.error {
-        None => format!(
-            "generation {} (was {})",
-            outcome.generation, outcome.previous
-        ),
-        Some(error) => format!("failed: {error}"),
-    };
-    crate::admin_accounts::audit(
-        &state,
-        &viewer.actor(),
-        "reload",
-        "plugins",
-        &detail,
-        &viewer.client,
-    )
-    .await;
+    let outcome = crate::admin::audited_reload(&state, &viewer.actor(), &viewer.client).await;
     let (notice, error, status) = match &outcome.error {
         None => (
             Some(format!(

@@ -1,5 +1,6 @@
-//! The audit log: one row per state change made through the admin API or the CLI — who (`actor`),
-//! what (`action`, `target`, `detail`) and from where (`client`). Never a password, key or cookie.
+//! The audit log: one row per state change made through the admin UI, the admin API or the CLI, and per
+//! sign-in and sign-out — who (`actor`), what (`action`, `target`, `detail`) and from where (`client`).
+//! Never a password, key or cookie.
 
 use anyhow::Result;
 use serde::Serialize;

@@ -15,6 +15,10 @@
 //! who a request comes from and what it may do; [`login`], [`bootstrap`] and [`admin_accounts`] serve
 //! browser sessions, the first admin and the accounts API; [`cli_accounts`] the `user` and `key` commands.
 //!
+//! The admin web UI: [`admin_ui`] (access rules, dashboard, routes, audit), [`admin_plugins`] (with the
+//! plugin directory changes in [`deploy`]) and [`admin_people`] (users, keys); the dashboard reads the
+//! [`sampler`]'s last hour and draws it with [`chart`].
+//!
 //! The plugin contract lives in `wit/`; [`bindings`] is the host side's one `bindgen!`.
 
 pub mod accounts;

@@ -143,6 +143,8 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     };
     auth.limiter.succeeded(&limit_keys);
     tracing::info!(user = %user.name, %client, "login");
+    let actor = format!("user:{}", user.name);
+    crate::admin_accounts::audit(&state, &actor, "login", &user.name, "", &client).await;
     if is_form(&parts) {
         return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
     }
@@ -208,6 +210,10 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
                 return bad_request(e, &id);
             }
             tracing::info!(user = %session.user, "logout");
+            let actor = format!("user:{}", session.user);
+            let client = client_of(&parts);
+            crate::admin_accounts::audit(&state, &actor, "logout", &session.user, "", &client)
+                .await;
         }
     }
     let mut response = if is_form(&parts) {

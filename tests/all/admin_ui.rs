@@ -561,6 +561,10 @@ async fn the_audit_log_is_paged() {
     let first = admin.get("/admin/audit").await;
     assert_eq!(first.html.matches("<tr><td>").count(), 50);
     assert!(first.html.contains("k59"), "newest first");
+    assert!(
+        first.html.contains("<code>login</code>"),
+        "signing in is audited"
+    );
     let older = first
         .html
         .split("href=\"/admin/audit?before=")
@@ -571,7 +575,11 @@ async fn the_audit_log_is_paged() {
         .unwrap()
         .to_owned();
     let second = admin.get(&format!("/admin/audit?before={older}")).await;
-    assert_eq!(second.html.matches("<tr><td>").count(), 10);
+    assert_eq!(
+        second.html.matches("<tr><td>").count(),
+        11,
+        "60 keys and the sign-in"
+    );
     assert!(second.html.contains("k0]") && !second.html.contains("id=\"older\""));
     assert_eq!(
         admin.get("/admin/audit?before=x").await.status,

@@ -245,6 +245,25 @@ impl Browser {
         Ok(())
     }
 
+    /// Type `keys` into whatever has the focus, as a keyboard would (`\t` moves the focus on, `\n`
+    /// presses Enter).
+    pub async fn type_keys(&self, keys: &str) -> Result<()> {
+        let keys: String = keys
+            .chars()
+            .map(|c| match c {
+                '\t' => char::from(fantoccini::key::Key::Tab),
+                '\n' => char::from(fantoccini::key::Key::Enter),
+                c => c,
+            })
+            .collect();
+        self.client()
+            .active_element()
+            .await?
+            .send_keys(&keys)
+            .await?;
+        Ok(())
+    }
+
     /// Click `selector` (a submit button waits for the next page to load).
     pub async fn click(&self, selector: &str) -> Result<()> {
         self.find(selector).await?.click().await?;
