@@ -343,7 +343,7 @@ async fn upload(state: &Arc<AppState>, viewer: &Viewer, mut form: Multipart) -> 
         .filter(|c| !c.is_control())
         .take(128)
         .collect::<String>();
-    let result = deploy::upload(state, &name, &bytes).await;
+    let result = deploy::upload(state, &name, bytes).await;
     finish(state, viewer, "plugin.upload", &name, result).await
 }
 

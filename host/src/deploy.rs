@@ -112,7 +112,7 @@ async fn reload_or_undo(
 pub async fn upload(
     state: &Arc<AppState>,
     upload_name: &str,
-    bytes: &[u8],
+    bytes: bytes::Bytes,
 ) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
     let config = state.config();
@@ -123,7 +123,6 @@ pub async fn upload(
     let temp = dir.join(format!(".upload-{}.wasm", random_suffix()));
     let written = {
         let temp = temp.clone();
-        let bytes = bytes.to_vec();
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
             let mut f = std::fs::File::create(&temp)?;

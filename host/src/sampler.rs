@@ -1,5 +1,6 @@
 //! The dashboard's memory of the last hour: every ten seconds the process samples its RSS, the number of
-//! live generations and the request counters into a fixed ring (360 samples, about 30 KiB, never more).
+//! live generations, the serving generation and the request counters into a fixed ring (360 samples of
+//! 168 bytes, about 59 KiB, never more).
 //! Rates and latency quantiles are differences between the newest sample (or a sample taken now) and an
 //! older one, so nothing is counted twice and nothing grows with traffic.
 
@@ -158,6 +159,8 @@ mod tests {
         }
         let kept = history.samples();
         assert_eq!(kept.len(), CAPACITY);
+        // What the module docs promise the ring costs.
+        assert_eq!(std::mem::size_of::<Sample>(), 168);
         assert_eq!(kept[0].at_ms, 50 * 10_000);
     }
 
