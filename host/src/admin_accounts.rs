@@ -64,9 +64,14 @@ pub(crate) fn too_many(wait: Duration, request_id: &str) -> Response {
     response
 }
 
+/// Whether `e` comes from the database (logged, never shown) rather than from the request (shown).
+pub(crate) fn is_database_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<sqlx::Error>())
+}
+
 /// A refused admin request: 400 with the reason, or 500 (logged, not shown) for database errors.
 pub(crate) fn bad_request(e: anyhow::Error, request_id: &str) -> Response {
-    if e.chain().any(|c| c.is::<sqlx::Error>()) {
+    if is_database_error(&e) {
         tracing::error!(error = %format!("{e:#}"), "admin request failed");
         return error_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -51,7 +51,7 @@ impl Outcome {
 
     /// A refusal for `e`: database errors are logged and answered 500 without their text.
     fn failed(e: &anyhow::Error) -> Self {
-        if e.chain().any(|c| c.is::<sqlx::Error>()) {
+        if crate::admin_accounts::is_database_error(e) {
             tracing::error!(error = %format!("{e:#}"), "admin page change failed");
             return Self {
                 notice: None,
