@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins browser run test lint fmt bench bench-side soak
+.PHONY: all build host plugins browser run test test-repeat lint fmt bench bench-side soak
 
 all: build
 
@@ -47,6 +47,12 @@ browser:
 ## the admin UI in headless Chromium; screenshots in target/test-output/admin).
 test: build browser
 	$(CARGO) test --release --locked --workspace
+
+## test-repeat: the whole suite N times in a row (default 10); prints how many runs failed and which
+## tests failed in which run (logs in target/test-repeat/). ARGS="-- browser::" repeats one test.
+N ?= 10
+test-repeat: build browser
+	tests/repeat.sh $(N) $(ARGS)
 
 ## lint: rustfmt check and clippy with warnings as errors, for the host workspace and for plugins/.
 lint:

@@ -21,8 +21,9 @@ use axum::response::Response;
 
 use crate::accounts::{rank, role_name};
 use crate::bindings::types::{self as wit, AuthMethod, Role};
+use crate::clock::Clock;
 use crate::config::AuthConfig;
-use crate::db::{Pool, constant_time_eq, now_ms};
+use crate::db::{Pool, constant_time_eq};
 use crate::keys;
 use crate::ratelimit::LoginLimiter;
 use crate::sessions::{self, Lifetimes};
@@ -39,6 +40,8 @@ pub struct AuthContext {
     pub db: Pool,
     pub config: AuthConfig,
     pub limiter: LoginLimiter,
+    /// What session and key expiry and the login limiter measure time with.
+    pub clock: Clock,
     touched: Mutex<HashMap<String, i64>>,
     /// The one-time bootstrap secret while no admin exists (see `admin_accounts.rs`).
     pub(crate) bootstrap: Mutex<Option<String>>,
@@ -195,11 +198,14 @@ fn presented_keys(parts: &Parts) -> Vec<String> {
 impl AuthContext {
     /// Authentication over `db` with `config`.
     pub fn new(db: Pool, config: AuthConfig) -> Self {
+        let clock = Clock::system();
         Self {
             limiter: LoginLimiter::new(
                 config.login_free_failures,
                 Duration::from_secs(config.login_lockout_max_secs),
+                clock.clone(),
             ),
+            clock,
             db,
             config,
             touched: Mutex::new(HashMap::new()),
@@ -247,7 +253,7 @@ impl AuthContext {
         let Some(id) = sessions::from_cookies(cookies) else {
             return Ok(Principal::anonymous());
         };
-        let session = sessions::lookup(&self.db, id, self.lifetimes())
+        let session = sessions::lookup(&self.db, id, self.lifetimes(), self.clock.now_ms())
             .await
             .map_err(unavailable)?;
         let Some(session) = session else {
@@ -284,7 +290,7 @@ impl AuthContext {
                 grant.id
             )));
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if grant.expires_at.is_some_and(|at| at <= now) {
             return Err(AuthError::Unauthenticated(format!(
                 "API key {} has expired",

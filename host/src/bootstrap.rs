@@ -47,7 +47,10 @@ pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
         loop {
             every.tick().await;
             let Some(auth) = purge.upgrade() else { break };
-            if let Err(e) = crate::sessions::purge_expired(&auth.db, auth.lifetimes()).await {
+            if let Err(e) =
+                crate::sessions::purge_expired(&auth.db, auth.lifetimes(), auth.clock.now_ms())
+                    .await
+            {
                 tracing::warn!(error = %format!("{e:#}"), "cannot purge expired sessions");
             }
         }

@@ -181,7 +181,7 @@ async fn serve(config: Config) -> Result<()> {
     #[cfg(unix)]
     reload_on_sighup(state.clone())?;
     // Kept alive for as long as the server runs.
-    let _watcher = match watch {
+    let _watch = match watch {
         Some((dir, templates, debounce)) => {
             Some(crate::watch::spawn(state, dir, templates, debounce)?)
         }

@@ -37,6 +37,7 @@ pub mod catalogue;
 pub mod chart;
 pub mod cli;
 pub mod cli_accounts;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod deploy;

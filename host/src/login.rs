@@ -78,7 +78,7 @@ fn login_form(
 /// Start a session for `user`, set its cookie and send the browser to `next` (a 303).
 pub(crate) async fn start_session(state: &AppState, user: &str, next: &str) -> Response {
     let auth = &state.auth;
-    let (session_id, _csrf) = match sessions::create(&auth.db, user).await {
+    let (session_id, _csrf) = match sessions::create(&auth.db, user, auth.clock.now_ms()).await {
         Ok(s) => s,
         Err(e) => return bad_request(e, "-"),
     };
@@ -148,7 +148,8 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     if is_form(&parts) {
         return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
     }
-    let (session_id, csrf) = match sessions::create(&auth.db, &user.name).await {
+    let (session_id, csrf) = match sessions::create(&auth.db, &user.name, auth.clock.now_ms()).await
+    {
         Ok(s) => s,
         Err(e) => return bad_request(e, &id),
     };
@@ -193,10 +194,13 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
         .iter()
         .filter_map(|v| v.to_str().ok());
     if let Some(session_id) = sessions::from_cookies(cookies) {
-        let session = match sessions::lookup(&auth.db, session_id, auth.lifetimes()).await {
-            Ok(s) => s,
-            Err(e) => return bad_request(e, &id),
-        };
+        let session =
+            match sessions::lookup(&auth.db, session_id, auth.lifetimes(), auth.clock.now_ms())
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => return bad_request(e, &id),
+            };
         if let Some(session) = session {
             let token = parts
                 .headers

@@ -75,6 +75,7 @@ impl Server {
             config.limits.client_header_timeout(),
             config.shutdown_grace(),
         );
+        let db = self.state.auth.db.clone();
         crate::listener::serve(
             self.listener,
             router(self.state),
@@ -83,6 +84,9 @@ impl Server {
             shutdown,
         )
         .await;
+        // Close the database before returning, so its files (the WAL checkpointed and removed) are
+        // settled when the caller sees the server stopped, not some time later on a pool thread.
+        db.close().await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::accounts::parse_role;
 use crate::bindings::types::Role;
-use crate::db::{Pool, now_ms, sha256_hex};
+use crate::db::{Pool, sha256_hex};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ph_session";
@@ -32,10 +32,9 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(crate::db::random_bytes::<32>())
 }
 
-/// Start a session for `user`; returns the id (for the cookie only) and the CSRF token.
-pub async fn create(db: &Pool, user: &str) -> Result<(String, String)> {
+/// Start a session for `user` at `now` (ms); returns the id (for the cookie only) and the CSRF token.
+pub async fn create(db: &Pool, user: &str, now: i64) -> Result<(String, String)> {
     let (id, csrf) = (random_token(), random_token());
-    let now = now_ms();
     sqlx::query(
         "INSERT INTO sessions (id_hash, csrf, user_name, created, last_seen) VALUES ($1, $2, $3, $4, $4)",
     )
@@ -48,9 +47,14 @@ pub async fn create(db: &Pool, user: &str) -> Result<(String, String)> {
     Ok((id, csrf))
 }
 
-/// The session with cookie value `id`, if it exists and has not expired (an expired one is deleted).
-/// Refreshes its last-seen time, at most once per a tenth of the idle time.
-pub async fn lookup(db: &Pool, id: &str, lifetimes: Lifetimes) -> Result<Option<Session>> {
+/// The session with cookie value `id`, if it exists and has not expired at `now` (ms; an expired one
+/// is deleted). Refreshes its last-seen time, at most once per a tenth of the idle time.
+pub async fn lookup(
+    db: &Pool,
+    id: &str,
+    lifetimes: Lifetimes,
+    now: i64,
+) -> Result<Option<Session>> {
     if id.is_empty() || id.len() > 128 {
         return Ok(None);
     }
@@ -65,7 +69,6 @@ pub async fn lookup(db: &Pool, id: &str, lifetimes: Lifetimes) -> Result<Option<
     let Some((user, csrf, created, last_seen, role)) = row else {
         return Ok(None);
     };
-    let now = now_ms();
     if now - last_seen >= lifetimes.idle_ms || now - created >= lifetimes.absolute_ms {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(&id_hash)
@@ -97,9 +100,8 @@ pub async fn delete(db: &Pool, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Delete sessions past either expiry (run now and then so the table does not grow).
-pub async fn purge_expired(db: &Pool, lifetimes: Lifetimes) -> Result<u64> {
-    let now = now_ms();
+/// Delete sessions past either expiry at `now` (ms; run now and then so the table does not grow).
+pub async fn purge_expired(db: &Pool, lifetimes: Lifetimes, now: i64) -> Result<u64> {
     let done = sqlx::query("DELETE FROM sessions WHERE last_seen <= $1 OR created <= $2")
         .bind(now - lifetimes.idle_ms)
         .bind(now - lifetimes.absolute_ms)

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -24,15 +25,36 @@ fn relevant(path: &Path) -> bool {
     !hidden && path.extension().is_some_and(|e| e == "wasm" || e == "html")
 }
 
-/// Watch the plugins directory `dir` and, when it exists, the templates directory `templates`; returns
-/// the watcher, which stops watching when dropped.
+/// What the watcher has done so far: how many file events it let through or ignored, and how many
+/// reloads it started. Tests wait on these instead of waiting a fixed time for something not to happen.
+#[derive(Debug, Default)]
+pub struct WatchCounts {
+    /// Events that (re)started the quiet period.
+    pub relevant: AtomicU64,
+    /// Changes that were ignored (hidden files, other suffixes; reads are not counted at all).
+    pub ignored: AtomicU64,
+    /// Reloads started.
+    pub reloads: AtomicU64,
+}
+
+/// A running watch: it stops when dropped.
+#[derive(Debug)]
+pub struct Watch {
+    _watcher: RecommendedWatcher,
+    /// See [`WatchCounts`].
+    pub counts: Arc<WatchCounts>,
+}
+
+/// Watch the plugins directory `dir` and, when it exists, the templates directory `templates`.
 pub fn spawn(
     state: Arc<AppState>,
     dir: PathBuf,
     templates: PathBuf,
     debounce: Duration,
-) -> Result<RecommendedWatcher> {
+) -> Result<Watch> {
+    let counts = Arc::new(WatchCounts::default());
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let seen = counts.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Access events (opens and reads, including the reload's own) must not trigger a reload.
         // A new folder counts too: a file written into it before the recursive watch reaches it sends
@@ -43,11 +65,15 @@ pub fn spawn(
                 notify::EventKind::Create(notify::event::CreateKind::Folder)
             )
         };
-        if let Ok(event) = event
-            && !matches!(event.kind, notify::EventKind::Access(_))
-            && (new_folder(&event.kind) || event.paths.iter().any(|p| relevant(p)))
-        {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        if new_folder(&event.kind) || event.paths.iter().any(|p| relevant(p)) {
+            seen.relevant.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(());
+        } else {
+            seen.ignored.fetch_add(1, Ordering::Relaxed);
         }
     })
     .context("cannot create the plugins directory watcher")?;
@@ -59,6 +85,7 @@ pub fn spawn(
             .watch(&templates, RecursiveMode::Recursive)
             .with_context(|| format!("cannot watch {}", templates.display()))?;
     }
+    let reloads = counts.clone();
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until the directory has been quiet for `debounce`.
@@ -70,10 +97,14 @@ pub fn spawn(
                 }
             }
             tracing::info!(dir = %dir.display(), templates = %templates.display(), "plugins or templates changed; reloading");
+            reloads.reloads.fetch_add(1, Ordering::Relaxed);
             state.reload().await;
         }
     });
-    Ok(watcher)
+    Ok(Watch {
+        _watcher: watcher,
+        counts,
+    })
 }
 
 #[cfg(test)]

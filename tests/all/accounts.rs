@@ -2,6 +2,8 @@
 //! browser sessions with CSRF and expiry, the login rate limit, the audit log, and what the database
 //! file holds. The `notes` example serves as a plugin with anonymous reads and `user` writes.
 
+use std::time::Duration;
+
 use plugin_host::bindings::types::Role;
 use plugin_host_tests::{ADMIN_PASSWORD, ADMIN_USER, TestServer, json_error};
 use reqwest::StatusCode;
@@ -381,10 +383,14 @@ async fn form_login_redirects_only_to_local_paths() {
 #[tokio::test]
 async fn sessions_expire_when_idle_and_absolutely() {
     let server = TestServer::start(|c| {
-        c.auth.session_idle_secs = 1;
-        c.auth.session_absolute_secs = 2;
+        c.auth.session_idle_secs = 100;
+        c.auth.session_absolute_secs = 250;
     })
     .await;
+    // Time is the server's accounts clock, stopped and moved by the test: no real waiting, no race
+    // with a slow machine.
+    let clock = server.state.auth().clock.clone();
+    clock.stop();
     let whoami = |cookie: String| {
         let request = server
             .client
@@ -392,24 +398,26 @@ async fn sessions_expire_when_idle_and_absolutely() {
             .header("cookie", cookie);
         async move { request.send().await.unwrap().status() }
     };
-    // Idle: one quiet second ends it.
+    // Idle: 90 s after the last use it still works (and that use counts); 100 s without one end it.
     let (cookie, _) = login(&server, ADMIN_USER, ADMIN_PASSWORD).await;
+    clock.advance(Duration::from_secs(90));
     assert_eq!(whoami(cookie.clone()).await, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_secs(90));
+    assert_eq!(
+        whoami(cookie.clone()).await,
+        StatusCode::OK,
+        "use resets the idle time"
+    );
+    clock.advance(Duration::from_secs(100));
     assert_eq!(whoami(cookie).await, StatusCode::UNAUTHORIZED);
-    // Absolute: busy every 300 ms, still over after two seconds.
+    // Absolute: used every 90 s, it still ends 250 s after login.
     let (cookie, _) = login(&server, ADMIN_USER, ADMIN_PASSWORD).await;
-    let started = std::time::Instant::now();
-    let mut last = StatusCode::OK;
-    for _ in 0..12 {
-        last = whoami(cookie.clone()).await;
-        if last != StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(90));
+        assert_eq!(whoami(cookie.clone()).await, StatusCode::OK);
     }
-    assert_eq!(last, StatusCode::UNAUTHORIZED);
-    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    clock.advance(Duration::from_secs(70));
+    assert_eq!(whoami(cookie).await, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
 
@@ -423,7 +431,22 @@ async fn failed_logins_are_rate_limited_per_user_and_address() {
             .json(&json!({ "username": user, "password": password }));
         async move { request.send().await.unwrap() }
     };
+    // The server's accounts clock, stopped: lockouts end exactly when the test moves it on.
+    let clock = server.state.auth().clock.clone();
+    clock.stop();
     for _ in 0..3 {
+        assert_eq!(
+            attempt(ADMIN_USER, "wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked for 1 s now; each failure once a lockout has passed doubles it.
+    for passed in [1, 2, 4, 8] {
+        assert_eq!(
+            attempt(ADMIN_USER, ADMIN_PASSWORD).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        clock.advance(Duration::from_secs(passed));
         assert_eq!(
             attempt(ADMIN_USER, "wrong password").await.status(),
             StatusCode::UNAUTHORIZED
@@ -431,7 +454,7 @@ async fn failed_logins_are_rate_limited_per_user_and_address() {
     }
     // Locked out now, even with the right password.
     let response = attempt(ADMIN_USER, ADMIN_PASSWORD).await;
-    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["retry-after"], "16");
     let (status, message) = json_error(response).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(message.contains("retry in"), "{message}");
@@ -440,8 +463,8 @@ async fn failed_logins_are_rate_limited_per_user_and_address() {
         attempt("someone", "x").await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    // After the lockout, the right password works and clears the count.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // After the lockout (on the server's accounts clock), the right password works and clears the count.
+    clock.advance(Duration::from_secs(16));
     assert_eq!(
         attempt(ADMIN_USER, ADMIN_PASSWORD).await.status(),
         StatusCode::OK

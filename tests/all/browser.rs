@@ -83,6 +83,24 @@ impl Tour {
         self.browser.text(selector).await.unwrap()
     }
 
+    /// Click `selector`, wait for the page it leads to, and check that page's path begins with
+    /// `landing` (the error says what the browser shows instead).
+    async fn click_to(&self, selector: &str, landing: &str) {
+        self.browser.click_and_wait(selector).await.unwrap();
+        self.expect_path(landing).await;
+    }
+
+    /// Wait until the path (and query) of the page showing begins with `landing`.
+    async fn expect_path(&self, landing: &str) {
+        let full = self.url(landing);
+        self.browser
+            .wait_for_url(&format!("a page at {landing}"), |url| {
+                url.starts_with(&full)
+            })
+            .await
+            .unwrap();
+    }
+
     async fn path(&self) -> String {
         let url = self.browser.url().await.unwrap();
         url.strip_prefix(&self.base).unwrap_or(&url).to_owned()
@@ -124,31 +142,22 @@ async fn an_operator_runs_the_server_from_a_browser() {
     tour.browser.fill("#username", "olga").await.unwrap();
     tour.browser.fill("#password", PASSWORD).await.unwrap();
     tour.browser.fill("#confirm", PASSWORD).await.unwrap();
-    tour.browser
-        .click("#setup button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("#setup button[type=submit]", "/admin").await;
     assert_eq!(tour.text("h1").await, "Dashboard");
     assert_eq!(tour.path().await, "/admin");
 
     // Sign out, and back in through the login page (which returns to where the browser was going).
-    tour.browser.click("#sign-out").await.unwrap();
+    tour.click_to("#sign-out", "/admin/login").await;
     tour.goto("/admin/plugins").await;
     assert_eq!(tour.path().await, "/admin/login?next=%2Fadmin%2Fplugins");
     tour.page("login").await;
     // By keyboard alone: the name field has the focus, Tab reaches the password, Enter submits.
     tour.browser
-        .type_keys(&format!("olga\t{PASSWORD}\n"))
+        .type_keys_and_wait(&format!("olga\t{PASSWORD}\n"))
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tour.path().await != "/admin/plugins" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the keyboard sign-in did not land"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tour.expect_path("/admin/plugins").await;
+    assert_eq!(tour.path().await, "/admin/plugins");
     tour.goto("/admin").await;
     assert_eq!(tour.text("#generation").await, "1");
     assert!(tour.text("#rss").await.ends_with("MiB"));
@@ -170,10 +179,8 @@ async fn an_operator_runs_the_server_from_a_browser() {
         .choose_file("#plugin-file", &example("notes"))
         .await
         .unwrap();
-    tour.browser
-        .click("#upload button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("#upload button[type=submit]", "/admin/plugins")
+        .await;
     let notice = tour.text("#notice").await;
     assert!(notice.starts_with("Added plugin notes"), "{notice}");
     tour.page("plugins-uploaded").await;
@@ -185,7 +192,8 @@ async fn an_operator_runs_the_server_from_a_browser() {
             .status(),
         StatusCode::OK
     );
-    tour.browser.click("#plugin-notes a").await.unwrap();
+    tour.click_to("#plugin-notes a", "/admin/plugins/notes")
+        .await;
     assert_eq!(tour.path().await, "/admin/plugins/notes");
     tour.page("plugin-notes").await;
     tour.goto("/admin/routes").await;
@@ -195,10 +203,8 @@ async fn an_operator_runs_the_server_from_a_browser() {
     tour.goto("/admin/keys").await;
     tour.browser.fill("#key-scopes", "/notes").await.unwrap();
     tour.browser.fill("#key-expires", "30d").await.unwrap();
-    tour.browser
-        .click("#create-key button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("#create-key button[type=submit]", "/admin/keys")
+        .await;
     let key = tour.text("#new-key-value").await;
     assert!(key.starts_with("phk_"), "{key}");
     let curl = tour.text("#new-key-curl").await;
@@ -228,10 +234,8 @@ async fn an_operator_runs_the_server_from_a_browser() {
 
     // Revoke it: it stops working.
     tour.goto("/admin/keys").await;
-    tour.browser
-        .click("form input[name=id] ~ button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("form input[name=id] ~ button[type=submit]", "/admin/keys")
+        .await;
     assert!(tour.text("#notice").await.starts_with("Revoked key"));
     tour.page("key-revoked").await;
     assert_eq!(
@@ -241,10 +245,7 @@ async fn an_operator_runs_the_server_from_a_browser() {
 
     // Reload from the dashboard.
     tour.goto("/admin").await;
-    tour.browser
-        .click("#reload button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("#reload button[type=submit]", "/admin").await;
     let notice = tour.text("#notice").await;
     assert!(notice.starts_with("Reloaded: generation"), "{notice}");
     tour.page("reloaded").await;
@@ -256,10 +257,8 @@ async fn an_operator_runs_the_server_from_a_browser() {
         .fill("#new-user-password", PASSWORD)
         .await
         .unwrap();
-    tour.browser
-        .click("#add-user button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("#add-user button[type=submit]", "/admin/users")
+        .await;
     assert_eq!(tour.text("#notice").await, "Added una (user).");
     tour.page("users").await;
     tour.goto("/admin/audit").await;
@@ -293,18 +292,14 @@ async fn an_operator_runs_the_server_from_a_browser() {
     tour.browser.resize(1280, 900).await.unwrap();
 
     // A non-admin gets a 403 page; signing out ends at the login page.
-    tour.browser.click("#sign-out").await.unwrap();
+    tour.click_to("#sign-out", "/admin/login").await;
     tour.goto("/admin/login").await;
     tour.browser.fill("#username", "una").await.unwrap();
     tour.browser.fill("#password", PASSWORD).await.unwrap();
-    tour.browser
-        .click("#login button[type=submit]")
-        .await
-        .unwrap();
+    tour.click_to("#login button[type=submit]", "/admin").await;
     assert_eq!(tour.text("h1").await, "403 Forbidden");
     tour.page_answered("forbidden", Some(403)).await;
-    tour.browser.click("#sign-out").await.unwrap();
-    assert!(tour.path().await.starts_with("/admin/login"));
+    tour.click_to("#sign-out", "/admin/login").await;
     tour.goto("/admin").await;
     assert_eq!(tour.path().await, "/admin/login?next=%2Fadmin");
     tour.page("signed-out").await;

@@ -94,7 +94,7 @@ async fn idle_instances_are_freed_with_their_generation() {
     let started = Instant::now();
     while old_engine.upgrade().is_some() {
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(10),
             "the old generation (and its idle instance) is still alive"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -62,6 +62,11 @@ fn preferences() -> Value {
     })
 }
 
+/// The longest the tour waits for a page, an element or an address.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(25);
+
 static INSTANCES: AtomicUsize = AtomicUsize::new(0);
 
 /// The chromedriver process, its session and its scratch directory; cleaned up on drop.
@@ -89,6 +94,48 @@ impl Drop for Driver {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.scratch);
     }
+}
+
+/// Check, before anything starts, that both programs exist and are of the same major version
+/// (chromedriver refuses a browser of another one, with a message that is easy to miss).
+fn preflight(driver: &str, chromium: &str) -> Result<()> {
+    let hint = "`make browser` installs Debian's chromium and chromium-driver";
+    let browser = major_version(chromium).with_context(|| format!("no usable Chromium: {hint}"))?;
+    let driven =
+        major_version(driver).with_context(|| format!("no usable chromedriver: {hint}"))?;
+    if browser != driven {
+        bail!(
+            "{chromium} is version {browser} but {driver} is version {driven}: they must match \
+             (install both from the same source, e.g. `apt-get install chromium chromium-driver`)"
+        );
+    }
+    Ok(())
+}
+
+/// The major version `program --version` prints (its first dotted number).
+fn major_version(program: &str) -> Result<u32> {
+    let output = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run `{program} --version`"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "`{program} --version` failed ({}): {text}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    text.split_whitespace()
+        .find_map(|word| {
+            word.split('.')
+                .next()?
+                .parse()
+                .ok()
+                .filter(|_| word.contains('.'))
+        })
+        .with_context(|| format!("`{program} --version` printed no version: {text:?}"))
 }
 
 /// One bodiless HTTP/1.1 request to chromedriver; reads `Content-Length` bytes of answer (it keeps
@@ -152,6 +199,8 @@ impl Browser {
         std::fs::create_dir_all(&home)?;
         std::fs::create_dir_all(&profile)?;
         let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        preflight(&program, &chromium)?;
         let mut child = Command::new(&program)
             .args(["--port=0", "--log-level=WARNING"])
             .stdin(Stdio::null())
@@ -195,7 +244,6 @@ impl Browser {
             .context("chromedriver reported a bad port")?;
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| (*s).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let mut capabilities = Capabilities::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert(
@@ -208,7 +256,12 @@ impl Browser {
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{}", driver.port))
             .await
-            .context("cannot open a Chromium session through chromedriver")?;
+            .with_context(|| {
+                format!(
+                    "chromedriver started but could not start {chromium} (its own message is above; \
+                     when it mentions the sandbox or /dev/shm, the flags in CHROMIUM_ARGS are where to look)"
+                )
+            })?;
         driver.session = client.session_id().await?;
         let browser = Self {
             client: Some(client),
@@ -264,10 +317,91 @@ impl Browser {
         Ok(())
     }
 
-    /// Click `selector` (a submit button waits for the next page to load).
+    /// Click `selector` on the page, for a click that does not leave it (see
+    /// [`Browser::click_and_wait`] for one that does).
     pub async fn click(&self, selector: &str) -> Result<()> {
         self.find(selector).await?.click().await?;
         Ok(())
+    }
+
+    /// Click `selector` and wait until the page it was on has been replaced by the next one, fully
+    /// loaded. WebDriver's click returns as soon as the click is dispatched; whether it also waits for
+    /// the navigation that click starts is up to the driver, so reading the next page right away can
+    /// read the old one.
+    pub async fn click_and_wait(&self, selector: &str) -> Result<()> {
+        let element = self.find(selector).await?;
+        self.navigation(&format!("clicking {selector:?}"), async {
+            element.click().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`Browser::type_keys`] for keys that submit a form: waits for the next page as
+    /// [`Browser::click_and_wait`] does.
+    pub async fn type_keys_and_wait(&self, keys: &str) -> Result<()> {
+        self.navigation("typing into the page", self.type_keys(keys))
+            .await
+    }
+
+    /// Mark the current document, run `action`, then wait (at most [`WAIT`]) until a document without
+    /// the mark has finished loading. Errors while the browser is between documents (no execution
+    /// context yet) count as "not yet".
+    async fn navigation(&self, what: &str, action: impl Future<Output = Result<()>>) -> Result<()> {
+        self.eval("window.__tourOldPage = true; return true")
+            .await?;
+        action.await?;
+        let deadline = std::time::Instant::now() + WAIT;
+        let probe = "return [window.__tourOldPage === true, document.readyState]";
+        loop {
+            if let Ok(state) = self.eval(probe).await
+                && state[0] == false
+                && state[1] == "complete"
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!(
+                    "{what} did not lead to a new page within {WAIT:?}; the browser shows {}",
+                    self.describe().await
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Wait (at most [`WAIT`]) until the current address satisfies `expected`; `what` names the
+    /// expectation in the error, which also says what the browser shows instead.
+    pub async fn wait_for_url(&self, what: &str, expected: impl Fn(&str) -> bool) -> Result<()> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(url) = self.url().await
+                && expected(&url)
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!(
+                    "waited {WAIT:?} for {what}; the browser shows {}",
+                    self.describe().await
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The current address and heading, for error messages.
+    async fn describe(&self) -> String {
+        let url = self
+            .url()
+            .await
+            .unwrap_or_else(|e| format!("<no address: {e}>"));
+        let heading = self
+            .eval("const h = document.querySelector('h1'); return h ? h.innerText : document.title")
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|e| format!("<page not readable: {e}>"));
+        format!("{url} (\"{heading}\")")
     }
 
     /// The rendered text of `selector`.
@@ -278,10 +412,10 @@ impl Browser {
     async fn find(&self, selector: &str) -> Result<fantoccini::elements::Element> {
         self.client()
             .wait()
-            .at_most(Duration::from_secs(10))
+            .at_most(WAIT)
             .for_element(Locator::Css(selector))
             .await
-            .with_context(|| format!("no element {selector:?} appeared within 10 s"))
+            .with_context(|| format!("no element {selector:?} appeared within {WAIT:?}"))
     }
 
     /// The address of the current page.

@@ -292,6 +292,7 @@ pub fn run_host_with_stdin(args: &[&str], stdin: Option<&str>, limit: Duration) 
     let mut child = Command::new(host_bin())
         .args(args)
         .env("RUST_LOG", "warn")
+        .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -350,6 +351,10 @@ impl HostProcess {
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            // Tests read info-level lines, and set up bootstrap themselves: what the calling shell
+            // has in its environment must not change either.
+            .env("RUST_LOG", "info")
+            .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
