@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use plugin_host::accounts::db::{self, Durability};
+use plugin_host::accounts::kv::KvStore;
 use plugin_host::bindings::types::Role;
 use plugin_host::config::Config;
-use plugin_host::db::{self, Durability};
-use plugin_host::kv::KvStore;
 
 const KV_WRITES: usize = 2_000;
 const KV_READS: usize = 20_000;
@@ -61,16 +61,16 @@ fn main() {
         }
         let reads = started.elapsed();
 
-        plugin_host::accounts::create(&pool, "bench", "a-bench-password", Role::User)
+        plugin_host::accounts::users::create(&pool, "bench", "a-bench-password", Role::User)
             .await
             .unwrap();
-        let key = plugin_host::keys::create(&pool, "bench", None, &[], None)
+        let key = plugin_host::accounts::keys::create(&pool, "bench", None, &[], None)
             .await
             .unwrap()
             .key;
         let started = Instant::now();
         for _ in 0..KEY_LOOKUPS {
-            plugin_host::keys::lookup(&pool, &key)
+            plugin_host::accounts::keys::lookup(&pool, &key)
                 .await
                 .unwrap()
                 .unwrap();
@@ -81,13 +81,13 @@ fn main() {
         let mut unknown = Duration::ZERO;
         for _ in 0..VERIFIES {
             let started = Instant::now();
-            plugin_host::accounts::verify(&pool, "bench", "a-bench-password")
+            plugin_host::accounts::users::verify(&pool, "bench", "a-bench-password")
                 .await
                 .unwrap()
                 .unwrap();
             known += started.elapsed();
             let started = Instant::now();
-            let none = plugin_host::accounts::verify(&pool, "nobody", "a-bench-password")
+            let none = plugin_host::accounts::users::verify(&pool, "nobody", "a-bench-password")
                 .await
                 .unwrap();
             assert!(none.is_none());

@@ -106,8 +106,8 @@ impl Limits {
 
     /// What one page render may cost: template instructions, and the page's size (the same cap as a
     /// plugin's response body).
-    pub fn render(&self) -> crate::views::RenderLimits {
-        crate::views::RenderLimits {
+    pub fn render(&self) -> crate::generation::views::RenderLimits {
+        crate::generation::views::RenderLimits {
             fuel: self.render_fuel,
             max_bytes: self.max_response_body_bytes,
         }

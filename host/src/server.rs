@@ -18,11 +18,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{Instrument, field};
 
+use crate::app::metrics::RouteLabels;
+use crate::app::state::AppState;
 use crate::config::Config;
 use crate::generation::Generation;
-use crate::metrics::RouteLabels;
-use crate::negotiate::{Format, negotiate};
-use crate::state::AppState;
+use crate::http::negotiate::{Format, negotiate};
 
 /// The request id, available to handlers as an extension.
 #[derive(Debug, Clone)]
@@ -46,12 +46,12 @@ impl Server {
             routes = generation.routes.len(),
             "generation built"
         );
-        let (auth, kv) = crate::bootstrap::open(&config).await?;
+        let (auth, kv) = crate::admin::bootstrap::open(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = Arc::new(AppState::new(config, generation, auth, kv));
-        crate::sampler::spawn(Arc::downgrade(&state));
+        crate::app::sampler::spawn(Arc::downgrade(&state));
         Ok(Self { listener, state })
     }
 
@@ -76,7 +76,7 @@ impl Server {
             config.shutdown_grace(),
         );
         let db = self.state.auth.db.clone();
-        crate::listener::serve(
+        crate::http::listener::serve(
             self.listener,
             router(self.state),
             header_timeout,
@@ -97,11 +97,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::admin::metrics))
+        .route("/metrics", get(crate::admin::api::metrics))
         .route("/api", get(catalogue))
-        .merge(crate::admin::router(state.clone()))
-        .merge(crate::admin_ui::router(state.clone()))
-        .fallback(crate::dispatch::dispatch)
+        .merge(crate::admin::api::router(state.clone()))
+        .merge(crate::admin::ui::router(state.clone()))
+        .fallback(crate::request::dispatch)
         // The plugin request path finds authentication and the key-value store here.
         .layer(axum::Extension(state.auth.clone()))
         .layer(axum::Extension(state.kv.clone()))

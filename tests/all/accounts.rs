@@ -18,17 +18,17 @@ async fn user_key(
     expires_at: Option<i64>,
 ) -> String {
     let db = &server.state.auth().db;
-    if plugin_host::accounts::get(db, name)
+    if plugin_host::accounts::users::get(db, name)
         .await
         .unwrap()
         .is_none()
     {
-        plugin_host::accounts::create(db, name, "a-password-for-tests", role)
+        plugin_host::accounts::users::create(db, name, "a-password-for-tests", role)
             .await
             .unwrap();
     }
     let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    plugin_host::keys::create(db, name, Some(role), &scopes, expires_at)
+    plugin_host::accounts::keys::create(db, name, Some(role), &scopes, expires_at)
         .await
         .unwrap()
         .key
@@ -91,18 +91,22 @@ async fn no_credentials_is_401_and_too_low_a_role_is_403() {
 #[tokio::test]
 async fn unknown_revoked_and_expired_keys_are_401_even_on_anonymous_routes() {
     let server = TestServer::examples().await;
-    let past = plugin_host::db::now_ms() - 1000;
+    let past = plugin_host::accounts::db::now_ms() - 1000;
     let expired = user_key(&server, "ada", Role::User, &[], Some(past)).await;
     let revoked = user_key(&server, "ada", Role::User, &[], None).await;
     let db = &server.state.auth().db;
-    let id = plugin_host::keys::list(db, Some("ada")).await.unwrap();
+    let id = plugin_host::accounts::keys::list(db, Some("ada"))
+        .await
+        .unwrap();
     let revoked_id = id
         .iter()
         .find(|k| revoked.starts_with(&k.prefix) && k.expires_at.is_none())
         .unwrap()
         .id
         .clone();
-    plugin_host::keys::revoke(db, &revoked_id).await.unwrap();
+    plugin_host::accounts::keys::revoke(db, &revoked_id)
+        .await
+        .unwrap();
     let unknown = format!("phk_{}", "A".repeat(43));
     for (key, expect) in [
         (&unknown, "unknown API key"),
@@ -194,11 +198,13 @@ async fn a_key_is_accepted_in_each_form_and_never_above_its_owner() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // A user cannot hold an admin key, and a key dies with its owner.
     let db = &server.state.auth().db;
-    let err = plugin_host::keys::create(db, "ada", Some(Role::Admin), &[], None)
+    let err = plugin_host::accounts::keys::create(db, "ada", Some(Role::Admin), &[], None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("can have role user"), "{err}");
-    plugin_host::accounts::remove(db, "ada").await.unwrap();
+    plugin_host::accounts::users::remove(db, "ada")
+        .await
+        .unwrap();
     let response = c.get(&url).bearer_auth(&key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     server.stop().await;
@@ -477,10 +483,10 @@ async fn the_database_holds_only_hashes_of_passwords_and_keys() {
     let server = TestServer::examples().await;
     let password = "grep-me-if-you-can-1234";
     let db = &server.state.auth().db;
-    plugin_host::accounts::create(db, "ada", password, Role::User)
+    plugin_host::accounts::users::create(db, "ada", password, Role::User)
         .await
         .unwrap();
-    let key = plugin_host::keys::create(db, "ada", None, &[], None)
+    let key = plugin_host::accounts::keys::create(db, "ada", None, &[], None)
         .await
         .unwrap()
         .key;

@@ -162,10 +162,15 @@ async fn acknowledged_writes_survive_kill_9() {
     }
     host.terminate();
     host.wait(Duration::from_secs(15));
-    let pool = plugin_host::db::open(&data.path().join("plugin-host.db"))
+    let pool = plugin_host::accounts::db::open(&data.path().join("plugin-host.db"))
         .await
         .unwrap();
-    assert_eq!(plugin_host::db::integrity_check(&pool).await.unwrap(), "ok");
+    assert_eq!(
+        plugin_host::accounts::db::integrity_check(&pool)
+            .await
+            .unwrap(),
+        "ok"
+    );
     eprintln!(
         "crash test: {} writes and {} keys acknowledged before kill -9, all present",
         acked_writes.len(),

@@ -150,10 +150,10 @@ async fn data_survives_reloads_and_restarts() {
 async fn notes_crud_reads_anonymous_writes_need_a_user() {
     let server = TestServer::examples().await;
     let db = &server.state.auth().db;
-    plugin_host::accounts::create(db, "ada", "a-password-for-tests", Role::User)
+    plugin_host::accounts::users::create(db, "ada", "a-password-for-tests", Role::User)
         .await
         .unwrap();
-    let key = plugin_host::keys::create(db, "ada", None, &[], None)
+    let key = plugin_host::accounts::keys::create(db, "ada", None, &[], None)
         .await
         .unwrap()
         .key;

@@ -267,7 +267,7 @@ async fn corrupt_or_foreign_cache_entries_are_recompiled() {
 async fn watcher_reloads_once_per_burst_and_ignores_hidden_files() {
     let (server, dir) = server_with(&[("soak.wasm", fixture("soak-a.wasm"))]).await;
     let templates = tempfile::tempdir().unwrap();
-    let watch = plugin_host::watch::spawn(
+    let watch = plugin_host::app::watch::spawn(
         server.state.clone(),
         dir.path().to_owned(),
         templates.path().to_owned(),

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 pub mod browser;
 pub mod pages;
 
+use plugin_host::app::state::AppState;
 use plugin_host::bindings::types::Role;
 use plugin_host::config::Config;
 use plugin_host::server::Server;
-use plugin_host::state::AppState;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -129,16 +129,16 @@ impl TestServer {
         let addr = server.local_addr();
         let state = server.state();
         let db = &state.auth().db;
-        if plugin_host::accounts::get(db, ADMIN_USER)
+        if plugin_host::accounts::users::get(db, ADMIN_USER)
             .await
             .unwrap()
             .is_none()
         {
-            plugin_host::accounts::create(db, ADMIN_USER, ADMIN_PASSWORD, Role::Admin)
+            plugin_host::accounts::users::create(db, ADMIN_USER, ADMIN_PASSWORD, Role::Admin)
                 .await
                 .unwrap();
         }
-        let admin_key = plugin_host::keys::create(db, ADMIN_USER, None, &[], None)
+        let admin_key = plugin_host::accounts::keys::create(db, ADMIN_USER, None, &[], None)
             .await
             .unwrap()
             .key;

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::db::{Pool, now_ms};
+use crate::accounts::db::{Pool, now_ms};
 
 /// One audit row.
 #[derive(Debug, Clone, Serialize)]

@@ -19,14 +19,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
-use crate::accounts::{rank, role_name};
+use crate::accounts::db::{Pool, constant_time_eq};
+use crate::accounts::keys;
+use crate::accounts::limiter::LoginLimiter;
+use crate::accounts::sessions::{self, Lifetimes};
+use crate::accounts::users::{rank, role_name};
 use crate::bindings::types::{self as wit, AuthMethod, Role};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
-use crate::db::{Pool, constant_time_eq};
-use crate::keys;
-use crate::ratelimit::LoginLimiter;
-use crate::sessions::{self, Lifetimes};
 
 /// `last_used_at` of a key is written at most this often (not once per request).
 const KEY_TOUCH_INTERVAL_MS: i64 = 60_000;

@@ -7,9 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
-use crate::accounts::{parse_role, rank, role_name};
+use crate::accounts::db::{Pool, now_ms, sha256_hex};
+use crate::accounts::users::{parse_role, rank, role_name};
 use crate::bindings::types::Role;
-use crate::db::{Pool, now_ms, sha256_hex};
 
 /// Every key's text starts with this, so keys are easy to recognise (and to scan for in leaked text).
 pub const KEY_PREFIX: &str = "phk_";
@@ -189,7 +189,7 @@ pub async fn create(
     for s in scopes {
         check_scope(s)?;
     }
-    let Some(user) = crate::accounts::get(db, owner).await? else {
+    let Some(user) = crate::accounts::users::get(db, owner).await? else {
         bail!("no user named {owner:?}");
     };
     let owner_role = parse_role(&user.role)?;
@@ -207,10 +207,10 @@ pub async fn create(
     }
     let key = format!(
         "{KEY_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(crate::db::random_bytes::<32>())
+        URL_SAFE_NO_PAD.encode(crate::accounts::db::random_bytes::<32>())
     );
     let info = KeyInfo {
-        id: crate::db::hex(&crate::db::random_bytes::<8>()),
+        id: crate::accounts::db::hex(&crate::accounts::db::random_bytes::<8>()),
         prefix: key[..VISIBLE_CHARS].to_owned(),
         owner: owner.to_owned(),
         role: role_name(role).to_owned(),

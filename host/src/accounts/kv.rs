@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::accounts::db::{Pool, now_ms};
 use crate::bindings::kv::Error as KvError;
 use crate::config::Config;
-use crate::db::{Pool, now_ms};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -83,7 +83,7 @@ impl KvStore {
             )));
         }
         let cap = self.cap_of(plugin);
-        let mut tx = crate::db::begin_write(&self.db)
+        let mut tx = crate::accounts::db::begin_write(&self.db)
             .await
             .map_err(unavailable)?;
         // The plugin's total without the value being replaced.

@@ -5,9 +5,9 @@ use anyhow::Result;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::accounts::parse_role;
+use crate::accounts::db::{Pool, sha256_hex};
+use crate::accounts::users::parse_role;
 use crate::bindings::types::Role;
-use crate::db::{Pool, sha256_hex};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ph_session";
@@ -29,7 +29,7 @@ pub struct Lifetimes {
 }
 
 fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(crate::db::random_bytes::<32>())
+    URL_SAFE_NO_PAD.encode(crate::accounts::db::random_bytes::<32>())
 }
 
 /// Start a session for `user` at `now` (ms); returns the id (for the cookie only) and the CSRF token.

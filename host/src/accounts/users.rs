@@ -11,8 +11,8 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::Serialize;
 
+use crate::accounts::db::{Pool, now_ms};
 use crate::bindings::types::Role;
-use crate::db::{Pool, now_ms};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -76,7 +76,7 @@ pub fn check_password(password: &str) -> Result<()> {
 /// The argon2id PHC string of `password` (on the blocking pool).
 pub async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&crate::db::random_bytes::<16>())
+        let salt = SaltString::encode_b64(&crate::accounts::db::random_bytes::<16>())
             .map_err(|e| anyhow::anyhow!("cannot make a salt: {e}"))?;
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -104,8 +104,9 @@ async fn verify_password(password: String, hash: String) -> bool {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let salt = SaltString::encode_b64(&crate::db::random_bytes::<16>()).expect("16 bytes");
-        let password = crate::db::hex(&crate::db::random_bytes::<16>());
+        let salt =
+            SaltString::encode_b64(&crate::accounts::db::random_bytes::<16>()).expect("16 bytes");
+        let password = crate::accounts::db::hex(&crate::accounts::db::random_bytes::<16>());
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .expect("argon2 with default parameters")
@@ -165,7 +166,7 @@ pub async fn create(db: &Pool, name: &str, password: &str, role: Role) -> Result
 pub async fn set_password(db: &Pool, name: &str, password: &str) -> Result<()> {
     check_password(password)?;
     let hash = hash_password(password.to_owned()).await?;
-    let mut tx = crate::db::begin_write(db).await?;
+    let mut tx = crate::accounts::db::begin_write(db).await?;
     let changed = sqlx::query("UPDATE users SET password = $1 WHERE name = $2")
         .bind(&hash)
         .bind(name)
@@ -224,7 +225,7 @@ pub async fn admin_count(db: &Pool) -> Result<i64> {
 /// Change a user's role; never demote the last admin. Their sessions and keys follow at once (both
 /// read the role from the user's row).
 pub async fn set_role(db: &Pool, name: &str, role: Role) -> Result<()> {
-    let mut tx = crate::db::begin_write(db).await?;
+    let mut tx = crate::accounts::db::begin_write(db).await?;
     let current: Option<(String,)> = sqlx::query_as("SELECT role FROM users WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *tx)
@@ -251,7 +252,7 @@ pub async fn set_role(db: &Pool, name: &str, role: Role) -> Result<()> {
 
 /// Remove a user with their keys and sessions; never the last admin.
 pub async fn remove(db: &Pool, name: &str) -> Result<()> {
-    let mut tx = crate::db::begin_write(db).await?;
+    let mut tx = crate::accounts::db::begin_write(db).await?;
     let role: Option<(String,)> = sqlx::query_as("SELECT role FROM users WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *tx)

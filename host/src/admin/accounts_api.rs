@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::accounts::{self, parse_role};
-use crate::auth::Principal;
-use crate::keys;
+use crate::accounts::auth::Principal;
+use crate::accounts::keys;
+use crate::accounts::users::{self, parse_role};
+use crate::app::state::AppState;
 use crate::server::{RequestId, error_response};
-use crate::state::AppState;
 
 /// Users, keys and audit: mounted behind the admin guard in `admin.rs`.
 pub fn admin_routes() -> Router<Arc<AppState>> {
@@ -45,7 +45,7 @@ pub(crate) fn request_id(parts: &Parts) -> Arc<str> {
 
 /// The client's IP address as text (empty when unknown).
 pub(crate) fn client_of(parts: &Parts) -> String {
-    crate::auth::peer(parts)
+    crate::accounts::auth::peer(parts)
         .map(|p| p.ip().to_string())
         .unwrap_or_default()
 }
@@ -92,7 +92,7 @@ pub(crate) async fn audit(
     client: &str,
 ) {
     if let Err(e) =
-        crate::audit::record(&state.auth.db, actor, action, target, detail, client).await
+        crate::accounts::audit::record(&state.auth.db, actor, action, target, detail, client).await
     {
         tracing::error!(error = %format!("{e:#}"), %action, "cannot write audit row");
     }
@@ -128,7 +128,7 @@ pub(crate) fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<
 }
 
 async fn list_users(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
-    match accounts::list(&state.auth.db).await {
+    match users::list(&state.auth.db).await {
         Ok(users) => Json(json!({ "users": users })).into_response(),
         Err(e) => bad_request(e, &request_id(&parts)),
     }
@@ -154,7 +154,7 @@ async fn add_user(
     };
     let result = async {
         let role = parse_role(req.role.as_deref().unwrap_or("user"))?;
-        accounts::create(&state.auth.db, &req.name, &req.password, role).await
+        users::create(&state.auth.db, &req.name, &req.password, role).await
     }
     .await;
     match result {
@@ -181,7 +181,7 @@ async fn remove_user(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    match accounts::remove(&state.auth.db, &name).await {
+    match users::remove(&state.auth.db, &name).await {
         Ok(()) => {
             audit(
                 &state,
@@ -215,7 +215,7 @@ async fn set_password(
         Ok(r) => r,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e, &id),
     };
-    match accounts::set_password(&state.auth.db, &name, &req.password).await {
+    match users::set_password(&state.auth.db, &name, &req.password).await {
         Ok(()) => {
             audit(
                 &state,
@@ -276,7 +276,7 @@ async fn create_key(
         let expires = req
             .expires
             .as_deref()
-            .map(|e| keys::parse_expiry(e, crate::db::now_ms()))
+            .map(|e| keys::parse_expiry(e, crate::accounts::db::now_ms()))
             .transpose()?;
         keys::create(&state.auth.db, &req.user, role, &req.scopes, expires).await
     }
@@ -340,7 +340,7 @@ async fn audit_page(
     Query(q): Query<AuditQuery>,
     parts: Parts,
 ) -> Response {
-    match crate::audit::page(&state.auth.db, q.before, q.limit.unwrap_or(100)).await {
+    match crate::accounts::audit::page(&state.auth.db, q.before, q.limit.unwrap_or(100)).await {
         Ok(entries) => {
             let next = entries.last().map(|e| e.id);
             Json(json!({ "entries": entries, "next": next })).into_response()

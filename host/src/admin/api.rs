@@ -15,18 +15,18 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::json;
 
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
+use crate::app::state::AppState;
 use crate::bindings::types::Role;
-use crate::state::AppState;
 
 /// Routes under `/admin/api` that need the admin role, behind the guard below.
 pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/api/reload", post(reload))
         .route("/admin/api/generations", get(generations))
-        .merge(crate::admin_accounts::admin_routes())
+        .merge(crate::admin::accounts_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state, admin_access))
-        .merge(crate::login::router())
+        .merge(crate::admin::login::router())
 }
 
 /// Let only admins through; the handlers get the caller as an `Extension<Principal>`. A browser form
@@ -34,7 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 /// `x-csrf-token` header.
 async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let id = crate::admin_accounts::request_id(&parts);
+    let id = crate::admin::accounts_api::request_id(&parts);
     let path = parts.uri.path().to_owned();
     let mut principal = match state.auth.authenticate(&parts).await {
         Ok(principal) => principal,
@@ -44,7 +44,7 @@ async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Ne
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    if let Err(e) = crate::auth::authorize(&principal, Role::Admin, &path) {
+    if let Err(e) = crate::accounts::auth::authorize(&principal, Role::Admin, &path) {
         return e.into_response(&id);
     }
     parts.extensions.insert(principal);
@@ -62,7 +62,7 @@ pub(crate) async fn form_csrf(
     body: axum::body::Body,
     request_id: &str,
 ) -> Result<axum::body::Body, Response> {
-    if !(principal.csrf_failed && crate::admin_accounts::is_form(parts)) {
+    if !(principal.csrf_failed && crate::admin::accounts_api::is_form(parts)) {
         return Ok(body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
@@ -88,7 +88,7 @@ async fn reload(
     Extension(who): Extension<Principal>,
     parts: axum::http::request::Parts,
 ) -> Response {
-    let client = crate::admin_accounts::client_of(&parts);
+    let client = crate::admin::accounts_api::client_of(&parts);
     let outcome = audited_reload(&state, &who.actor(), &client).await;
     let status = if outcome.ok {
         StatusCode::OK
@@ -103,7 +103,7 @@ pub(crate) async fn audited_reload(
     state: &Arc<AppState>,
     actor: &str,
     client: &str,
-) -> Arc<crate::state::ReloadOutcome> {
+) -> Arc<crate::app::state::ReloadOutcome> {
     let outcome = state.reload().await;
     let detail = match &outcome.error {
         None => format!(
@@ -112,7 +112,7 @@ pub(crate) async fn audited_reload(
         ),
         Some(error) => format!("failed: {error}"),
     };
-    crate::admin_accounts::audit(state, actor, "reload", "plugins", &detail, client).await;
+    crate::admin::accounts_api::audit(state, actor, "reload", "plugins", &detail, client).await;
     outcome
 }
 

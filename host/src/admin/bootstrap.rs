@@ -17,13 +17,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::AuthContext;
+use crate::accounts::auth::AuthContext;
+use crate::accounts::db::constant_time_eq;
+use crate::accounts::kv::KvStore;
+use crate::app::state::AppState;
 use crate::bindings::types::Role;
 use crate::config::Config;
-use crate::db::constant_time_eq;
-use crate::kv::KvStore;
 use crate::server::error_response;
-use crate::state::AppState;
 
 /// The environment variable with an operator-chosen bootstrap secret.
 pub const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
@@ -34,7 +34,7 @@ const MIN_SECRET_CHARS: usize = 16;
 /// key-value store. Arms the bootstrap secret when no admin exists.
 pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
     let path = config.database_path();
-    let db = crate::db::open(&path).await?;
+    let db = crate::accounts::db::open(&path).await?;
     tracing::info!(database = %path.display(), "database open");
     let auth = Arc::new(AuthContext::new(db.clone(), config.auth.clone()));
     let kv = Arc::new(KvStore::new(db, config));
@@ -47,9 +47,12 @@ pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
         loop {
             every.tick().await;
             let Some(auth) = purge.upgrade() else { break };
-            if let Err(e) =
-                crate::sessions::purge_expired(&auth.db, auth.lifetimes(), auth.clock.now_ms())
-                    .await
+            if let Err(e) = crate::accounts::sessions::purge_expired(
+                &auth.db,
+                auth.lifetimes(),
+                auth.clock.now_ms(),
+            )
+            .await
             {
                 tracing::warn!(error = %format!("{e:#}"), "cannot purge expired sessions");
             }
@@ -60,7 +63,7 @@ pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
 
 /// Set the bootstrap secret if no admin exists: `from_env`, or a random one that is logged.
 async fn arm(auth: &AuthContext, from_env: Option<String>) -> Result<()> {
-    if crate::accounts::admin_count(&auth.db).await? > 0 {
+    if crate::accounts::users::admin_count(&auth.db).await? > 0 {
         return Ok(());
     }
     let secret = match from_env.filter(|s| !s.is_empty()) {
@@ -75,7 +78,7 @@ async fn arm(auth: &AuthContext, from_env: Option<String>) -> Result<()> {
             secret
         }
         None => {
-            let secret = crate::db::hex(&crate::db::random_bytes::<16>());
+            let secret = crate::accounts::db::hex(&crate::accounts::db::random_bytes::<16>());
             tracing::warn!(
                 bootstrap_secret = %secret,
                 "no admin exists yet: create one with `plugin-host user add NAME --admin`, or POST /admin/api/bootstrap with this one-time secret (valid until this process stops)"
@@ -113,7 +116,7 @@ pub(crate) async fn armed(auth: &AuthContext) -> bool {
     if auth.bootstrap.lock().expect("bootstrap lock").is_none() {
         return false;
     }
-    match crate::accounts::admin_count(&auth.db).await {
+    match crate::accounts::users::admin_count(&auth.db).await {
         Ok(0) => true,
         Ok(_) => {
             *auth.bootstrap.lock().expect("bootstrap lock") = None;
@@ -134,7 +137,7 @@ pub(crate) async fn first_admin(
     username: &str,
     password: &str,
     client: &str,
-) -> Result<crate::accounts::User, Refusal> {
+) -> Result<crate::accounts::users::User, Refusal> {
     let auth = &state.auth;
     let limit_keys = vec![format!("addr:{client}")];
     if let Some(wait) = auth.limiter.locked(&limit_keys) {
@@ -151,16 +154,16 @@ pub(crate) async fn first_admin(
     let user = async {
         // Checked again: an admin may have been added from the CLI since start.
         anyhow::ensure!(
-            crate::accounts::admin_count(&auth.db).await? == 0,
+            crate::accounts::users::admin_count(&auth.db).await? == 0,
             "bootstrap is closed: an admin exists"
         );
-        crate::accounts::create(&auth.db, username, password, Role::Admin).await
+        crate::accounts::users::create(&auth.db, username, password, Role::Admin).await
     }
     .await
     .context("cannot create the first admin")
     .map_err(Refusal::Failed)?;
     *auth.bootstrap.lock().expect("bootstrap lock") = None;
-    crate::admin_accounts::audit(
+    crate::admin::accounts_api::audit(
         state,
         "bootstrap",
         "user.add",
@@ -179,8 +182,8 @@ pub(crate) async fn bootstrap(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let id = crate::admin_accounts::request_id(&parts);
-    let client = crate::admin_accounts::client_of(&parts);
+    let id = crate::admin::accounts_api::request_id(&parts);
+    let client = crate::admin::accounts_api::client_of(&parts);
     let Ok(req) = serde_json::from_slice::<BootstrapBody>(&body) else {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -197,11 +200,11 @@ pub(crate) async fn bootstrap(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(Refusal::Locked(wait)) => crate::admin_accounts::too_many(wait, &id),
+        Err(Refusal::Locked(wait)) => crate::admin::accounts_api::too_many(wait, &id),
         Err(e @ (Refusal::Closed | Refusal::WrongSecret)) => {
             error_response(StatusCode::FORBIDDEN, &e.to_string(), &id)
         }
-        Err(Refusal::Failed(e)) => crate::admin_accounts::bad_request(e, &id),
+        Err(Refusal::Failed(e)) => crate::admin::accounts_api::bad_request(e, &id),
     }
 }
 
@@ -212,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn short_env_secrets_are_refused() {
         let dir = std::env::temp_dir().join(format!("ph-boot-{}", std::process::id()));
-        let db = crate::db::open(&dir.join("b.db")).await.unwrap();
+        let db = crate::accounts::db::open(&dir.join("b.db")).await.unwrap();
         let auth = AuthContext::new(db, Config::defaults().auth);
         assert!(arm(&auth, Some("short".into())).await.is_err());
         arm(&auth, Some("a-long-enough-secret".into()))

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::sampler::Sample;
+use crate::app::sampler::Sample;
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 260.0;
@@ -200,7 +200,7 @@ pub fn memory_chart(samples: &[Sample], id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Totals;
+    use crate::app::metrics::Totals;
 
     fn sample(at_ms: u64, mib: u64, live: usize, generation: u64) -> Sample {
         Sample {

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::state::{AppState, ReloadOutcome};
+use crate::app::state::{AppState, ReloadOutcome};
 
 /// The suffix of a disabled plugin's file.
 pub const DISABLED_SUFFIX: &str = ".disabled";
@@ -56,7 +56,7 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> DeployError {
 }
 
 fn random_suffix() -> String {
-    crate::db::hex(&crate::db::random_bytes::<6>())
+    crate::accounts::db::hex(&crate::accounts::db::random_bytes::<6>())
 }
 
 /// A plain file name of the plugins directory (no folders, not hidden) ending in `suffix`.

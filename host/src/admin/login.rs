@@ -14,15 +14,15 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::{self, parse_role, role_name};
-use crate::admin_accounts::{
+use crate::accounts::db::constant_time_eq;
+use crate::accounts::sessions;
+use crate::accounts::users::{self, parse_role, role_name};
+use crate::admin::accounts_api::{
     bad_request, client_of, decode, is_form, no_store, request_id, too_many,
 };
+use crate::app::state::AppState;
 use crate::bindings::types::{AuthMethod, Role};
-use crate::db::constant_time_eq;
 use crate::server::error_response;
-use crate::sessions;
-use crate::state::AppState;
 
 /// Login, logout, session and bootstrap: reachable without the admin role.
 pub fn router() -> Router<Arc<AppState>> {
@@ -30,7 +30,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/admin/login", get(login_page).post(login))
         .route("/admin/logout", post(logout))
         .route("/admin/api/session", get(session))
-        .route("/admin/api/bootstrap", post(crate::bootstrap::bootstrap))
+        .route(
+            "/admin/api/bootstrap",
+            post(crate::admin::bootstrap::bootstrap),
+        )
 }
 
 /// Where a login form may send the browser: a local path only (no scheme, no `//host`, no backslash).
@@ -55,9 +58,9 @@ struct LoginQuery {
 
 /// `GET /admin/login?next=PATH`: the sign-in form (`admin/login.html` of the current generation).
 async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
-    if crate::bootstrap::armed(&state.auth).await {
+    if crate::admin::bootstrap::armed(&state.auth).await {
         // No admin exists yet: the first-run form is at /admin.
-        return crate::admin_ui::see_other("/admin");
+        return crate::admin::ui::see_other("/admin");
     }
     let next = safe_next(q.next.as_deref());
     login_form(&state, next, "", None, StatusCode::OK)
@@ -72,7 +75,7 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let context = minijinja::context! { next, username, error };
-    crate::admin_ui::render(state, None, "admin/login.html", "Sign in", status, context)
+    crate::admin::ui::render(state, None, "admin/login.html", "Sign in", status, context)
 }
 
 /// Start a session for `user`, set its cookie and send the browser to `next` (a 303).
@@ -87,7 +90,7 @@ pub(crate) async fn start_session(state: &AppState, user: &str, next: &str) -> R
         auth.config.secure_cookies,
         auth.lifetimes().absolute_ms,
     );
-    let mut response = crate::admin_ui::see_other(next);
+    let mut response = crate::admin::ui::see_other(next);
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
@@ -115,7 +118,7 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     if let Some(wait) = auth.limiter.locked(&limit_keys) {
         return too_many(wait, &id);
     }
-    let user = match accounts::verify(&auth.db, &body.username, &body.password).await {
+    let user = match users::verify(&auth.db, &body.username, &body.password).await {
         Ok(user) => user,
         Err(e) => return bad_request(e, &id),
     };
@@ -144,7 +147,7 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     auth.limiter.succeeded(&limit_keys);
     tracing::info!(user = %user.name, %client, "login");
     let actor = format!("user:{}", user.name);
-    crate::admin_accounts::audit(&state, &actor, "login", &user.name, "", &client).await;
+    crate::admin::accounts_api::audit(&state, &actor, "login", &user.name, "", &client).await;
     if is_form(&parts) {
         return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
     }
@@ -161,7 +164,7 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     let role = parse_role(&user.role).unwrap_or(Role::User);
     let roles: Vec<&str> = [Role::User, Role::Admin]
         .into_iter()
-        .filter(|r| accounts::rank(*r) <= accounts::rank(role))
+        .filter(|r| users::rank(*r) <= users::rank(role))
         .map(role_name)
         .collect();
     let mut response =
@@ -216,7 +219,7 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
             tracing::info!(user = %session.user, "logout");
             let actor = format!("user:{}", session.user);
             let client = client_of(&parts);
-            crate::admin_accounts::audit(&state, &actor, "logout", &session.user, "", &client)
+            crate::admin::accounts_api::audit(&state, &actor, "logout", &session.user, "", &client)
                 .await;
         }
     }

@@ -13,10 +13,10 @@ use axum::{Extension, Router};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use crate::accounts::{self, parse_role};
-use crate::admin_ui::{Viewer, refusal, render};
-use crate::keys;
-use crate::state::AppState;
+use crate::accounts::keys;
+use crate::accounts::users::{self, parse_role};
+use crate::admin::ui::{Viewer, refusal, render};
+use crate::app::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -51,7 +51,7 @@ impl Outcome {
 
     /// A refusal for `e`: database errors are logged and answered 500 without their text.
     fn failed(e: &anyhow::Error) -> Self {
-        if crate::admin_accounts::is_database_error(e) {
+        if crate::admin::accounts_api::is_database_error(e) {
             tracing::error!(error = %format!("{e:#}"), "admin page change failed");
             return Self {
                 notice: None,
@@ -65,7 +65,7 @@ impl Outcome {
 
 /// Write an audit row for a change that went through.
 async fn audit(state: &AppState, viewer: &Viewer, action: &str, target: &str, detail: &str) {
-    crate::admin_accounts::audit(
+    crate::admin::accounts_api::audit(
         state,
         &viewer.actor(),
         action,
@@ -121,7 +121,7 @@ async fn keys_page_with(
     created: Option<Value>,
 ) -> Response {
     let listed = keys::list(&state.auth.db, owner.filter(|o| !o.is_empty())).await;
-    let users = accounts::list(&state.auth.db).await;
+    let users = users::list(&state.auth.db).await;
     let (Ok(list), Ok(users)) = (listed, users) else {
         return refusal(
             state,
@@ -130,7 +130,7 @@ async fn keys_page_with(
             "The keys cannot be read right now.",
         );
     };
-    let now = crate::db::now_ms();
+    let now = crate::accounts::db::now_ms();
     let rows: Vec<Value> = list
         .into_iter()
         .map(|k| {
@@ -179,7 +179,7 @@ async fn keys_action(
     parts: axum::http::request::Parts,
     body: Bytes,
 ) -> Response {
-    let form: KeyForm = match crate::admin_accounts::decode(&parts, &body) {
+    let form: KeyForm = match crate::admin::accounts_api::decode(&parts, &body) {
         Ok(f) => f,
         Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &e),
     };
@@ -233,7 +233,7 @@ async fn create_key(
             .transpose()?;
         let expires = Some(form.expires.trim())
             .filter(|e| !e.is_empty())
-            .map(|e| keys::parse_expiry(e, crate::db::now_ms()))
+            .map(|e| keys::parse_expiry(e, crate::accounts::db::now_ms()))
             .transpose()?;
         keys::create(&state.auth.db, form.user.trim(), role, &scopes, expires).await
     }
@@ -252,7 +252,7 @@ async fn create_key(
     audit(state, viewer, "key.create", &info.owner, &detail).await;
     // The example calls a route the key may use: the first plain GET in its scopes, else the catalogue.
     let generation = state.current();
-    let path = crate::admin_plugins::route_rows(&generation, None)
+    let path = crate::admin::plugins::route_rows(&generation, None)
         .into_iter()
         .filter(|r| r.link)
         .map(|r| r.path)
@@ -297,7 +297,7 @@ async fn users_page_with(
     confirm_remove: Option<&str>,
 ) -> Response {
     let (Ok(users), Ok(keys)) = (
-        accounts::list(&state.auth.db).await,
+        users::list(&state.auth.db).await,
         keys::list(&state.auth.db, None).await,
     ) else {
         return refusal(
@@ -329,7 +329,7 @@ async fn users_page_with(
         context! {
             users => rows,
             confirm => confirm_remove,
-            min_password => accounts::MIN_PASSWORD_CHARS,
+            min_password => users::MIN_PASSWORD_CHARS,
             notice => outcome.notice,
             error => outcome.error,
         },
@@ -357,7 +357,7 @@ async fn users_action(
     parts: axum::http::request::Parts,
     body: Bytes,
 ) -> Response {
-    let form: UserForm = match crate::admin_accounts::decode(&parts, &body) {
+    let form: UserForm = match crate::admin::accounts_api::decode(&parts, &body) {
         Ok(f) => f,
         Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &e),
     };
@@ -371,7 +371,7 @@ async fn users_action(
                 } else {
                     &form.role
                 })?;
-                accounts::create(db, name, &form.password, role).await
+                users::create(db, name, &form.password, role).await
             }
             .await;
             match result {
@@ -389,7 +389,7 @@ async fn users_action(
                 Err(e) => Outcome::failed(&e),
             }
         }
-        "password" => match accounts::set_password(db, name, &form.password).await {
+        "password" => match users::set_password(db, name, &form.password).await {
             Ok(()) => {
                 audit(&state, &viewer, "user.passwd", name, "").await;
                 Outcome::done(format!(
@@ -401,20 +401,20 @@ async fn users_action(
         "role" => {
             let result = async {
                 let role = parse_role(&form.role)?;
-                accounts::set_role(db, name, role).await?;
+                users::set_role(db, name, role).await?;
                 Ok::<_, anyhow::Error>(role)
             }
             .await;
             match result {
                 Ok(role) => {
-                    let role = accounts::role_name(role);
+                    let role = users::role_name(role);
                     audit(&state, &viewer, "user.role", name, &format!("role {role}")).await;
                     Outcome::done(format!("{name} is now {role}."))
                 }
                 Err(e) => Outcome::failed(&e),
             }
         }
-        "remove" if form.confirm == "yes" => match accounts::remove(db, name).await {
+        "remove" if form.confirm == "yes" => match users::remove(db, name).await {
             Ok(()) => {
                 audit(&state, &viewer, "user.remove", name, "").await;
                 Outcome::done(format!("Removed {name} with their keys and sessions."))

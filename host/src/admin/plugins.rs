@@ -14,12 +14,12 @@ use axum::{Extension, Router};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use crate::admin_ui::{Viewer, refusal, render};
-use crate::deploy::{self, DeployError, Deployed};
+use crate::admin::deploy::{self, DeployError, Deployed};
+use crate::admin::ui::{Viewer, refusal, render};
+use crate::app::state::AppState;
 use crate::generation::Generation;
-use crate::manifest::{method_str, role_str};
-use crate::state::AppState;
-use crate::views::Origin;
+use crate::generation::manifest::{method_str, role_str};
+use crate::generation::views::Origin;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -219,7 +219,7 @@ async fn plugins_action(
             "form too large",
         );
     };
-    let form: ActionForm = match crate::admin_accounts::decode(&parts, &body) {
+    let form: ActionForm = match crate::admin::accounts_api::decode(&parts, &body) {
         Ok(f) => f,
         Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &e),
     };
@@ -280,7 +280,7 @@ async fn finish(
         Ok(done) => done.plugin.as_str(),
         Err(_) => target,
     };
-    crate::admin_accounts::audit(
+    crate::admin::accounts_api::audit(
         state,
         &viewer.actor(),
         action,

@@ -23,14 +23,14 @@ use axum::{Extension, Router};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use crate::admin_accounts::{client_of, decode, request_id};
-use crate::auth::Principal;
+use crate::accounts::auth::Principal;
+use crate::admin::accounts_api::{client_of, decode, request_id};
+use crate::app::sampler::Sample;
+use crate::app::state::AppState;
 use crate::bindings::types::Role;
-use crate::sampler::Sample;
-use crate::state::AppState;
 
 /// The script the pages may load: small, optional, same origin.
-const ADMIN_JS: &str = include_str!("../../templates/admin/admin.js");
+const ADMIN_JS: &str = include_str!("../../../templates/admin/admin.js");
 /// What admin pages may load and where their forms may go.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// Audit rows per page.
@@ -43,8 +43,8 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/routes", get(routes_page))
         .route("/admin/audit", get(audit_page))
         .route("/admin/reload", post(reload))
-        .merge(crate::admin_plugins::routes())
-        .merge(crate::admin_people::routes())
+        .merge(crate::admin::plugins::routes())
+        .merge(crate::admin::people::routes())
         .route_layer(middleware::from_fn_with_state(state, ui_access))
         .route("/admin/setup", post(setup))
         .route("/admin/assets/admin.js", get(script))
@@ -111,10 +111,10 @@ pub(crate) fn render(
         ..context
     };
     let response = match generation.views.render(name, &full) {
-        Ok(page) => crate::respond::html(status, page),
+        Ok(page) => crate::http::respond::html(status, page),
         Err(e) => {
             tracing::warn!(template = name, error = %e, "cannot render an admin page");
-            crate::respond::plain(
+            crate::http::respond::plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot render {name}: {e}\n"),
             )
@@ -162,7 +162,7 @@ async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next)
         }
     };
     if principal.role == Role::Anonymous {
-        if crate::bootstrap::armed(&state.auth).await {
+        if crate::admin::bootstrap::armed(&state.auth).await {
             if parts.uri.path() == "/admin" && parts.method == axum::http::Method::GET {
                 return setup_form(&state, "", None, StatusCode::OK);
             }
@@ -198,7 +198,7 @@ async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next)
             &message,
         );
     }
-    let body = match crate::admin::form_csrf(&mut principal, &parts, body, &request_id).await {
+    let body = match crate::admin::api::form_csrf(&mut principal, &parts, body, &request_id).await {
         Ok(body) => body,
         Err(refused) => return harden(refused),
     };
@@ -241,14 +241,14 @@ fn setup_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let from_env = std::env::var(crate::bootstrap::SECRET_ENV).is_ok_and(|s| !s.is_empty());
+    let from_env = std::env::var(crate::admin::bootstrap::SECRET_ENV).is_ok_and(|s| !s.is_empty());
     render(
         state,
         None,
         "admin/setup.html",
         "Set up Plugin Host",
         status,
-        context! { username, error, from_env, secret_env => crate::bootstrap::SECRET_ENV },
+        context! { username, error, from_env, secret_env => crate::admin::bootstrap::SECRET_ENV },
     )
 }
 
@@ -263,8 +263,8 @@ struct SetupForm {
 /// `POST /admin/setup`: create the first admin with the bootstrap secret, sign them in, go to the
 /// dashboard.
 async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    use crate::bootstrap::Refusal;
-    if !crate::bootstrap::armed(&state.auth).await {
+    use crate::admin::bootstrap::Refusal;
+    if !crate::admin::bootstrap::armed(&state.auth).await {
         return see_other("/admin/login");
     }
     let form: SetupForm = match decode(&parts, &body) {
@@ -280,7 +280,7 @@ async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
         );
     }
     let client = client_of(&parts);
-    let created = crate::bootstrap::first_admin(
+    let created = crate::admin::bootstrap::first_admin(
         &state,
         form.secret.trim(),
         &form.username,
@@ -289,7 +289,7 @@ async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     )
     .await;
     let (status, message) = match created {
-        Ok(user) => return crate::login::start_session(&state, &user.name, "/admin").await,
+        Ok(user) => return crate::admin::login::start_session(&state, &user.name, "/admin").await,
         Err(Refusal::Closed) => return see_other("/admin/login"),
         Err(Refusal::Locked(wait)) => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -327,7 +327,7 @@ fn dashboard_with(
     let recent = state.history.recent(&now);
     let mut samples = state.history.samples();
     samples.push(now);
-    let chart = crate::chart::memory_chart(&samples, "memory");
+    let chart = crate::admin::chart::memory_chart(&samples, "memory");
     let generation = state.current();
     let since_start = now.totals;
     let (reloads_ok, reloads_failed) = state.metrics.reloads();
@@ -362,7 +362,7 @@ fn dashboard_with(
         reloads => context! { ok => reloads_ok, failed => reloads_failed },
         last_reload => state.last_reload().as_deref().map(Value::from_serialize),
         templates => generation.views.stats(),
-        template_parses => crate::views::parsed_total(),
+        template_parses => crate::generation::views::parsed_total(),
         samples => samples.len(),
     };
     render(
@@ -383,7 +383,7 @@ async fn reload(
     body: Bytes,
 ) -> Response {
     let back_to_plugins = form_urlencoded::parse(&body).any(|(k, v)| k == "from" && v == "plugins");
-    let outcome = crate::admin::audited_reload(&state, &viewer.actor(), &viewer.client).await;
+    let outcome = crate::admin::api::audited_reload(&state, &viewer.actor(), &viewer.client).await;
     let (notice, error, status) = match &outcome.error {
         None => (
             Some(format!(
@@ -403,7 +403,7 @@ async fn reload(
         ),
     };
     if back_to_plugins {
-        return crate::admin_plugins::plugins_with(
+        return crate::admin::plugins::plugins_with(
             &state,
             &viewer,
             notice.as_deref(),
@@ -420,7 +420,7 @@ async fn routes_page(
     Extension(viewer): Extension<Viewer>,
 ) -> Response {
     let generation = state.current();
-    let routes = crate::admin_plugins::route_rows(&generation, None);
+    let routes = crate::admin::plugins::route_rows(&generation, None);
     render(
         &state,
         Some(&viewer),
@@ -451,7 +451,7 @@ async fn audit_page(
         );
     };
     // One more row than shown tells whether an older page exists.
-    let rows = crate::audit::page(&state.auth.db, q.before, AUDIT_PAGE + 1).await;
+    let rows = crate::accounts::audit::page(&state.auth.db, q.before, AUDIT_PAGE + 1).await;
     let mut entries = match rows {
         Ok(e) => e,
         Err(e) => {

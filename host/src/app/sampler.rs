@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::metrics::Totals;
-use crate::state::AppState;
+use crate::app::metrics::Totals;
+use crate::app::state::AppState;
 
 /// How often the sampler runs.
 pub const INTERVAL: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ impl Sample {
     pub fn take(state: &AppState) -> Self {
         Self {
             at_ms: now_ms(),
-            rss_bytes: crate::metrics::process_rss_bytes().unwrap_or(0),
+            rss_bytes: crate::app::metrics::process_rss_bytes().unwrap_or(0),
             live_generations: 1 + state.retired().len(),
             generation: state.current().id,
             totals: state.metrics.totals(),

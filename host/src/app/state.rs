@@ -16,11 +16,11 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::auth::AuthContext;
+use crate::accounts::auth::AuthContext;
+use crate::accounts::kv::KvStore;
+use crate::app::metrics::{Gauges, Metrics};
 use crate::config::Config;
 use crate::generation::{BuildError, Generation, PluginInfo};
-use crate::kv::KvStore;
-use crate::metrics::{Gauges, Metrics};
 
 /// State shared by every request for the life of the process.
 pub struct AppState {
@@ -37,7 +37,7 @@ pub struct AppState {
     /// The plugins' key-value store, over the same database.
     pub(crate) kv: Arc<KvStore>,
     /// The last hour of RSS, live generations and request counters, for the dashboard.
-    pub(crate) history: crate::sampler::History,
+    pub(crate) history: crate::app::sampler::History,
     /// Held while the admin UI changes files in the plugins directory, so changes never interleave.
     pub(crate) deploy: tokio::sync::Mutex<()>,
     /// When the process started serving.
@@ -76,7 +76,7 @@ pub struct GenerationStatus {
     pub in_flight: usize,
     pub plugins: Vec<PluginInfo>,
     /// Template count, parses (all made when the generation was built) and page renders since.
-    pub templates: crate::views::ViewStats,
+    pub templates: crate::generation::views::ViewStats,
 }
 
 /// A retired generation still alive because requests are finishing on it.
@@ -138,7 +138,7 @@ impl AppState {
             ids: RequestIds::new(),
             auth,
             kv,
-            history: crate::sampler::History::default(),
+            history: crate::app::sampler::History::default(),
             deploy: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         }
@@ -290,7 +290,7 @@ impl AppState {
             current_generation: current.id,
             live_generations: 1 + retired.len(),
             in_flight: current.in_flight() + retired.iter().map(|r| r.in_flight).sum::<usize>(),
-            template_parses: crate::views::parsed_total(),
+            template_parses: crate::generation::views::parsed_total(),
             page_renders: current.views.stats().renders,
         }
     }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// Whether a changed path should trigger a reload.
 fn relevant(path: &Path) -> bool {

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use crate::accounts::{self, parse_role};
+use crate::accounts::db::{Pool, now_ms};
+use crate::accounts::keys;
+use crate::accounts::users::{self, parse_role};
 use crate::bindings::types::Role;
 use crate::config::{Config, Overrides};
-use crate::db::{Pool, now_ms};
-use crate::keys;
 
 /// Where the database is: the same flags as `serve`.
 #[derive(Debug, clap::Args)]
@@ -93,7 +93,7 @@ async fn open(args: &DbArgs) -> Result<Pool> {
         ..Overrides::default()
     };
     let config = Config::load(args.config.as_deref(), &overrides)?;
-    crate::db::open(&config.database_path()).await
+    crate::accounts::db::open(&config.database_path()).await
 }
 
 /// Read a new password: from stdin's first line, or twice from the terminal without echo.
@@ -118,7 +118,7 @@ fn read_password(from_stdin: bool) -> Result<String> {
 }
 
 async fn record(db: &Pool, action: &str, target: &str, detail: &str) -> Result<()> {
-    crate::audit::record(db, &actor(), action, target, detail, "").await
+    crate::accounts::audit::record(db, &actor(), action, target, detail, "").await
 }
 
 fn time(ms: Option<i64>) -> String {
@@ -134,10 +134,10 @@ pub async fn user(args: DbArgs, command: UserCommand) -> Result<ExitCode> {
             admin,
             password_stdin,
         } => {
-            accounts::check_name(&name)?;
+            users::check_name(&name)?;
             let password = read_password(password_stdin)?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = accounts::create(&db, &name, &password, role).await?;
+            let user = users::create(&db, &name, &password, role).await?;
             record(&db, "user.add", &user.name, &format!("role {}", user.role)).await?;
             println!("created {} user {}", user.role, user.name);
         }
@@ -146,18 +146,18 @@ pub async fn user(args: DbArgs, command: UserCommand) -> Result<ExitCode> {
             password_stdin,
         } => {
             let password = read_password(password_stdin)?;
-            accounts::set_password(&db, &name, &password).await?;
+            users::set_password(&db, &name, &password).await?;
             record(&db, "user.passwd", &name, "").await?;
             println!("password of {name} changed; their sessions have ended");
         }
         UserCommand::List => {
             println!("{:<32}  {:<5}  CREATED (unix s)", "NAME", "ROLE");
-            for u in accounts::list(&db).await? {
+            for u in users::list(&db).await? {
                 println!("{:<32}  {:<5}  {}", u.name, u.role, u.created / 1000);
             }
         }
         UserCommand::Remove { name } => {
-            accounts::remove(&db, &name).await?;
+            users::remove(&db, &name).await?;
             record(&db, "user.remove", &name, "").await?;
             println!("removed user {name} with their keys and sessions");
         }

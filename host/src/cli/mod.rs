@@ -1,5 +1,7 @@
 //! The command line: `serve`, `check`, `componentize`, the `user` and `key` commands (in
-//! `cli_accounts.rs`), logging set-up and signal handling.
+//! [`accounts`]), logging set-up and signal handling.
+
+pub mod accounts;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat, Overrides};
-use crate::manifest::{method_str, role_str};
+use crate::generation::manifest::{method_str, role_str};
 use crate::server::Server;
 
 /// Runs REST and admin HTTP handlers as WebAssembly component plugins.
@@ -54,16 +56,16 @@ enum Command {
     /// Manage users (in the database `serve` uses).
     User {
         #[command(flatten)]
-        db: crate::cli_accounts::DbArgs,
+        db: crate::cli::accounts::DbArgs,
         #[command(subcommand)]
-        command: crate::cli_accounts::UserCommand,
+        command: crate::cli::accounts::UserCommand,
     },
     /// Manage API keys (in the database `serve` uses).
     Key {
         #[command(flatten)]
-        db: crate::cli_accounts::DbArgs,
+        db: crate::cli::accounts::DbArgs,
         #[command(subcommand)]
-        command: crate::cli_accounts::KeyCommand,
+        command: crate::cli::accounts::KeyCommand,
     },
     /// Turn a core wasm module built with the SDK (wit-bindgen) into a plugin component.
     Componentize {
@@ -123,11 +125,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::User { db, command } => {
             init_tracing_quiet();
-            runtime()?.block_on(crate::cli_accounts::user(db, command))
+            runtime()?.block_on(crate::cli::accounts::user(db, command))
         }
         Command::Key { db, command } => {
             init_tracing_quiet();
-            runtime()?.block_on(crate::cli_accounts::key(db, command))
+            runtime()?.block_on(crate::cli::accounts::key(db, command))
         }
         Command::Componentize { input, output } => {
             componentize(&input, &output)?;
@@ -183,7 +185,7 @@ async fn serve(config: Config) -> Result<()> {
     // Kept alive for as long as the server runs.
     let _watch = match watch {
         Some((dir, templates, debounce)) => {
-            Some(crate::watch::spawn(state, dir, templates, debounce)?)
+            Some(crate::app::watch::spawn(state, dir, templates, debounce)?)
         }
         None => None,
     };
@@ -196,7 +198,7 @@ async fn serve(config: Config) -> Result<()> {
 
 /// Reload on every SIGHUP; the outcome goes to the log.
 #[cfg(unix)]
-fn reload_on_sighup(state: std::sync::Arc<crate::state::AppState>) -> Result<()> {
+fn reload_on_sighup(state: std::sync::Arc<crate::app::state::AppState>) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     tokio::spawn(async move {
@@ -254,7 +256,7 @@ async fn check(config: &Config, file: &Path) -> ExitCode {
 }
 
 /// The routes of a manifest as an aligned text table.
-fn route_table(m: &crate::manifest::Manifest) -> String {
+fn route_table(m: &crate::generation::manifest::Manifest) -> String {
     let mut rows = vec![["METHOD", "PATH", "ROLE", "VIEW", "SUMMARY"].map(String::from)];
     for r in &m.routes {
         rows.push([

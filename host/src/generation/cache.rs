@@ -223,7 +223,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ph-cache-{}", std::process::id()));
         let cache = CompileCache::new(&dir, &engine);
         let wasm = wat::parse_str("(component)").unwrap();
-        let hash = crate::plugin::content_hash(&wasm);
+        let hash = crate::generation::plugin::content_hash(&wasm);
         let (_, first) = cache.get_or_compile(&engine, &hash, &wasm).unwrap();
         assert_eq!(first, Origin::Compiled);
         let (_, second) = cache.get_or_compile(&engine, &hash, &wasm).unwrap();
@@ -247,7 +247,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ph-prune-{}", std::process::id()));
         let cache = CompileCache::new(&dir, &engine);
         let wasm = wat::parse_str("(component)").unwrap();
-        let hash = crate::plugin::content_hash(&wasm);
+        let hash = crate::generation::plugin::content_hash(&wasm);
         cache.get_or_compile(&engine, &hash, &wasm).unwrap();
         let foreign = dir.join("compile-cache").join("0000000000000000");
         std::fs::create_dir_all(&foreign).unwrap();

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::manifest::{Manifest, method_str, role_str};
-use crate::views::{RenderError, Views};
+use crate::generation::manifest::{Manifest, method_str, role_str};
+use crate::generation::views::{RenderError, Views};
 
 /// One route as the catalogue lists it.
 #[derive(Debug, Serialize)]

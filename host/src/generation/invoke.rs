@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
+use crate::accounts::kv::KvStore;
 use crate::bindings::{PluginPre, clock, config, kv, log, types};
-use crate::kv::KvStore;
-use crate::warm::{Lease, WarmInstance, WarmPool};
+use crate::generation::warm::{Lease, WarmInstance, WarmPool};
 
 /// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
 const MAX_LOG_MESSAGE: usize = 4096;
@@ -71,7 +71,7 @@ impl ResourceLimiter for Limiter {
     }
 
     fn instances(&self) -> usize {
-        crate::engine::CORE_INSTANCES_PER_COMPONENT as usize
+        crate::generation::engine::CORE_INSTANCES_PER_COMPONENT as usize
     }
 }
 

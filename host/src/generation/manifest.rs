@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::bindings::types::{self as wit, Method, Role};
-use crate::routes::{PathPattern, PatternError};
-use crate::views::{HOST_TEMPLATE_FOLDERS, MAX_TEMPLATE_BYTES};
+use crate::generation::routes::{PathPattern, PatternError};
+use crate::generation::views::{HOST_TEMPLATE_FOLDERS, MAX_TEMPLATE_BYTES};
 
 /// Paths the host serves itself; a plugin route here could never be reached.
 const RESERVED_EXACT: &[&str] = &["/healthz", "/readyz", "/metrics", "/api"];

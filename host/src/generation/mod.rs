@@ -5,6 +5,16 @@
 //! their whole life, and nothing outside a generation keeps a clone of its Engine, so when the last
 //! request of a retired generation ends, all of it is freed together.
 
+pub mod cache;
+pub mod catalogue;
+pub mod engine;
+pub mod invoke;
+pub mod manifest;
+pub mod plugin;
+pub mod routes;
+pub mod views;
+pub mod warm;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,14 +27,14 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, EngineWeak};
 
 use crate::bindings::Plugin as PluginWorld;
-use crate::cache::CompileCache;
-use crate::catalogue::Catalogue;
 use crate::config::{Config, Limits};
-use crate::invoke::{Callable, HostState};
-use crate::manifest::method_str;
-use crate::plugin::{self, LoadContext, LoadError, LoadedPlugin};
-use crate::routes::{RouteTable, Target};
-use crate::views::{PluginTemplates, RenderError, TemplateError, Views};
+use cache::CompileCache;
+use catalogue::Catalogue;
+use invoke::{Callable, HostState};
+use manifest::method_str;
+use plugin::{LoadContext, LoadError, LoadedPlugin};
+use routes::{RouteTable, Target};
+use views::{PluginTemplates, RenderError, TemplateError, Views};
 
 /// How long a compile-cache entry no loaded plugin uses is kept (a quick rollback stays cheap).
 const CACHE_KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -76,7 +86,7 @@ pub struct PluginInfo {
     pub cached: bool,
     pub routes: usize,
     /// The plugin's templates (`<plugin>/...`) and where each came from (shipped or an operator file).
-    pub templates: Vec<crate::views::TemplateInfo>,
+    pub templates: Vec<crate::generation::views::TemplateInfo>,
 }
 
 /// Why a generation could not be built. Nothing is served from a generation that failed.
@@ -186,7 +196,8 @@ struct Loader<'c> {
 
 impl<'c> Loader<'c> {
     fn new(config: &'c Config, use_cache: bool) -> Result<Self, BuildError> {
-        let engine = crate::engine::new_engine(&config.limits).map_err(BuildError::Engine)?;
+        let engine =
+            crate::generation::engine::new_engine(&config.limits).map_err(BuildError::Engine)?;
         let mut linker = Linker::new(&engine);
         PluginWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| BuildError::Engine(e.into()))?;
@@ -277,7 +288,7 @@ impl Generation {
         }
 
         let views = build_views(config, &plugins)?;
-        let manifests: Vec<&crate::manifest::Manifest> =
+        let manifests: Vec<&crate::generation::manifest::Manifest> =
             plugins.iter().map(|p| &p.manifest).collect();
         let catalogue = Catalogue::build(id, &manifests, &views).map_err(BuildError::Catalogue)?;
 
@@ -314,13 +325,13 @@ impl Generation {
     /// What a request to plugin number `index` runs on: an idle warm instance if the plugin reuses
     /// instances and has one, else free slots for a new one; `None` when the pool or the plugin's own cap
     /// is full.
-    pub fn lease(&self, index: usize) -> Option<crate::warm::Lease> {
+    pub fn lease(&self, index: usize) -> Option<crate::generation::warm::Lease> {
         let plugin = &self.plugins[index];
         if let Some(warm) = plugin.warm.as_ref().and_then(|w| w.take()) {
-            return Some(crate::warm::Lease::Warm(Box::new(warm)));
+            return Some(crate::generation::warm::Lease::Warm(Box::new(warm)));
         }
-        crate::warm::Permits::try_acquire(&self.instances, plugin.permits.as_ref())
-            .map(crate::warm::Lease::Fresh)
+        crate::generation::warm::Permits::try_acquire(&self.instances, plugin.permits.as_ref())
+            .map(crate::generation::warm::Lease::Fresh)
     }
 
     /// The index of the plugin named `name`.

@@ -12,10 +12,10 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::bindings::PluginPre;
-use crate::cache::{CompileCache, Origin};
 use crate::config::{Config, PluginLimits};
-use crate::invoke::{CallError, Callable, HostState, PluginIdentity};
-use crate::manifest::{Manifest, ManifestError};
+use crate::generation::cache::{CompileCache, Origin};
+use crate::generation::invoke::{CallError, Callable, HostState, PluginIdentity};
+use crate::generation::manifest::{Manifest, ManifestError};
 
 /// How long `describe` may take at load time.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,7 +39,7 @@ pub struct LoadedPlugin {
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(crate) pre: PluginPre<HostState>,
     /// Idle instances, when instance reuse is on for this plugin.
-    pub(crate) warm: Option<crate::warm::WarmPool>,
+    pub(crate) warm: Option<crate::generation::warm::WarmPool>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -177,7 +177,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         permits: limits
             .max_instances
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize))),
-        warm: crate::warm::WarmPool::new(limits.instance_reuse),
+        warm: crate::generation::warm::WarmPool::new(limits.instance_reuse),
         limits,
         manifest,
         compile_time,

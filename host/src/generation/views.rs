@@ -13,72 +13,75 @@ use serde::Serialize;
 
 /// Templates compiled into the binary, used when the templates directory has no file of that name.
 const BUILTIN: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../../templates/layout.html")),
-    ("data.html", include_str!("../../templates/data.html")),
+    (
+        "layout.html",
+        include_str!("../../../templates/layout.html"),
+    ),
+    ("data.html", include_str!("../../../templates/data.html")),
     (
         "catalogue.html",
-        include_str!("../../templates/catalogue.html"),
+        include_str!("../../../templates/catalogue.html"),
     ),
-    ("error.html", include_str!("../../templates/error.html")),
+    ("error.html", include_str!("../../../templates/error.html")),
     (
         "errors/404.html",
-        include_str!("../../templates/errors/404.html"),
+        include_str!("../../../templates/errors/404.html"),
     ),
     (
         "errors/405.html",
-        include_str!("../../templates/errors/405.html"),
+        include_str!("../../../templates/errors/405.html"),
     ),
     (
         "errors/4xx.html",
-        include_str!("../../templates/errors/4xx.html"),
+        include_str!("../../../templates/errors/4xx.html"),
     ),
     (
         "errors/5xx.html",
-        include_str!("../../templates/errors/5xx.html"),
+        include_str!("../../../templates/errors/5xx.html"),
     ),
     (
         "admin/login.html",
-        include_str!("../../templates/admin/login.html"),
+        include_str!("../../../templates/admin/login.html"),
     ),
     (
         "admin/layout.html",
-        include_str!("../../templates/admin/layout.html"),
+        include_str!("../../../templates/admin/layout.html"),
     ),
     (
         "admin/setup.html",
-        include_str!("../../templates/admin/setup.html"),
+        include_str!("../../../templates/admin/setup.html"),
     ),
     (
         "admin/dashboard.html",
-        include_str!("../../templates/admin/dashboard.html"),
+        include_str!("../../../templates/admin/dashboard.html"),
     ),
     (
         "admin/plugins.html",
-        include_str!("../../templates/admin/plugins.html"),
+        include_str!("../../../templates/admin/plugins.html"),
     ),
     (
         "admin/plugin.html",
-        include_str!("../../templates/admin/plugin.html"),
+        include_str!("../../../templates/admin/plugin.html"),
     ),
     (
         "admin/routes.html",
-        include_str!("../../templates/admin/routes.html"),
+        include_str!("../../../templates/admin/routes.html"),
     ),
     (
         "admin/keys.html",
-        include_str!("../../templates/admin/keys.html"),
+        include_str!("../../../templates/admin/keys.html"),
     ),
     (
         "admin/users.html",
-        include_str!("../../templates/admin/users.html"),
+        include_str!("../../../templates/admin/users.html"),
     ),
     (
         "admin/audit.html",
-        include_str!("../../templates/admin/audit.html"),
+        include_str!("../../../templates/admin/audit.html"),
     ),
     (
         "admin/forbidden.html",
-        include_str!("../../templates/admin/forbidden.html"),
+        include_str!("../../../templates/admin/forbidden.html"),
     ),
 ];
 
@@ -328,7 +331,7 @@ fn new_environment(fuel: u64) -> Environment<'static> {
     env.add_filter("datetime", |ms: i64| datetime(ms));
     env.add_filter("duration", |ms: i64| duration_text(ms.max(0) as u64));
     env.add_filter("ago", |ms: i64| {
-        duration_text(crate::db::now_ms().saturating_sub(ms).max(0) as u64) + " ago"
+        duration_text(crate::accounts::db::now_ms().saturating_sub(ms).max(0) as u64) + " ago"
     });
     env
 }

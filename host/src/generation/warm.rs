@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use wasmtime::Store;
 
 use crate::bindings::Plugin as PluginInstance;
-use crate::invoke::HostState;
+use crate::generation::invoke::HostState;
 
 /// Idle instances one plugin keeps at most; requests beyond them instantiate as usual.
 pub const MAX_IDLE_PER_PLUGIN: usize = 16;

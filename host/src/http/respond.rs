@@ -8,9 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use minijinja::{Value, context};
 
-use crate::negotiate::Format;
+use crate::generation::views::{RenderError, Views};
+use crate::http::negotiate::Format;
 use crate::server::error_response;
-use crate::views::{RenderError, Views};
 
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 

@@ -12,18 +12,18 @@ use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::field;
 
-use crate::auth::AuthContext;
+use crate::accounts::auth::AuthContext;
+use crate::accounts::kv::KvStore;
+use crate::app::metrics::{Fault, Metrics, RouteLabels};
+use crate::app::state::AppState;
 use crate::bindings::types as wit;
 use crate::generation::Generation;
-use crate::invoke::CallError;
-use crate::kv::KvStore;
-use crate::manifest::{method_from_http, method_str};
-use crate::metrics::{Fault, Metrics, RouteLabels};
-use crate::negotiate::{Format, negotiate};
-use crate::respond::{PageError, PageFacts, Reply};
-use crate::routes::{Miss, split_path};
+use crate::generation::invoke::CallError;
+use crate::generation::manifest::{method_from_http, method_str};
+use crate::generation::routes::{Miss, split_path};
+use crate::http::negotiate::{Format, negotiate};
+use crate::http::respond::{PageError, PageFacts, Reply};
 use crate::server::request_id_of;
-use crate::state::AppState;
 
 /// Request headers never passed to plugins: credentials (the host authenticates) and hop-by-hop headers.
 const WITHHELD_REQUEST_HEADERS: &[&str] = &[
@@ -132,7 +132,7 @@ async fn call_plugin(
     metrics: &Metrics,
     generation: &Generation,
     reply: &Reply<'_>,
-    found: crate::routes::Match<'_>,
+    found: crate::generation::routes::Match<'_>,
     parts: &axum::http::request::Parts,
     body: Body,
 ) -> Response {
@@ -152,7 +152,7 @@ async fn call_plugin(
         .check(parts, route.role, path)
         .await
     {
-        Ok(principal) => crate::auth::effective(principal),
+        Ok(principal) => crate::accounts::auth::effective(principal),
         Err(e) => {
             let mut response = reply.error(e.status(), &e.to_string());
             e.add_headers(response.headers_mut());
