@@ -103,15 +103,6 @@ impl Limits {
     pub fn client_body_timeout(&self) -> Duration {
         Duration::from_millis(self.client_body_timeout_ms)
     }
-
-    /// What one page render may cost: template instructions, and the page's size (the same cap as a
-    /// plugin's response body).
-    pub fn render(&self) -> crate::generation::views::RenderLimits {
-        crate::generation::views::RenderLimits {
-            fuel: self.render_fuel,
-            max_bytes: self.max_response_body_bytes,
-        }
-    }
 }
 
 /// Settings for one plugin.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,11 +22,8 @@ use crate::app::metrics::RouteLabels;
 use crate::app::state::AppState;
 use crate::config::Config;
 use crate::generation::Generation;
+use crate::http::context::RequestId;
 use crate::http::negotiate::{Format, negotiate};
-
-/// The request id, available to handlers as an extension.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
 
 /// A bound, ready-to-run server with its first generation loaded.
 pub struct Server {
@@ -188,6 +185,7 @@ async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
+    crate::http::error::fill_body(&mut response, &id);
     let header_value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     response.headers_mut().insert("x-request-id", header_value);
     let latency = started.elapsed();
@@ -211,20 +209,6 @@ async fn request_context(
     };
     state.metrics.observe_request(labels, status, latency);
     response
-}
-
-/// The id `request_context` gave this request.
-pub(crate) fn request_id_of(req: &Request) -> Arc<str> {
-    req.extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .expect("request_context runs first")
-}
-
-/// The JSON error body every host-made error uses.
-pub(crate) fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response {
-    let body = json!({ "error": message, "request_id": request_id });
-    (status, axum::Json(body)).into_response()
 }
 
 #[cfg(test)]

@@ -45,6 +45,21 @@ pub async fn record(
     Ok(())
 }
 
+/// [`record`] for a change that has already happened: a row that cannot be written is logged (with
+/// its action), not returned, since undoing the change is not an option.
+pub async fn record_or_log(
+    db: &Pool,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+    client: &str,
+) {
+    if let Err(e) = record(db, actor, action, target, detail, client).await {
+        tracing::error!(error = %format!("{e:#}"), %action, "cannot write audit row");
+    }
+}
+
 /// Up to `limit` rows older than row `before` (newest first); the next page starts before the last
 /// returned id.
 pub async fn page(db: &Pool, before: Option<i64>, limit: i64) -> Result<Vec<Entry>> {

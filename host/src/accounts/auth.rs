@@ -11,13 +11,11 @@
 //! - [`AuthContext::check`] is the one entry point of the request path: authenticate, CSRF, authorize.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
 
 use crate::accounts::db::{Pool, constant_time_eq};
 use crate::accounts::keys;
@@ -146,14 +144,6 @@ impl AuthError {
                 HeaderValue::from_static("Bearer realm=\"plugin-host\""),
             );
         }
-    }
-
-    /// The HTTP answer, in the host's JSON error shape.
-    pub fn into_response(self, request_id: &str) -> Response {
-        let mut response =
-            crate::server::error_response(self.status(), &self.to_string(), request_id);
-        self.add_headers(response.headers_mut());
-        response
     }
 }
 
@@ -382,14 +372,6 @@ pub fn effective(principal: Principal) -> Principal {
     } else {
         principal
     }
-}
-
-/// The client address of a request, for rate limits and the audit log.
-pub fn peer(parts: &Parts) -> Option<SocketAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
 }
 
 #[cfg(test)]

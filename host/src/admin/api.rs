@@ -34,18 +34,18 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 /// `x-csrf-token` header.
 async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let id = crate::admin::accounts_api::request_id(&parts);
+    let id = crate::http::context::RequestId::of(&parts);
     let path = parts.uri.path().to_owned();
     let mut principal = match state.auth.authenticate(&parts).await {
         Ok(principal) => principal,
-        Err(e) => return e.into_response(&id),
+        Err(e) => return crate::http::error::Error::from(e).into_response(),
     };
     let body = match form_csrf(&mut principal, &parts, body, &id).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
     if let Err(e) = crate::accounts::auth::authorize(&principal, Role::Admin, &path) {
-        return e.into_response(&id);
+        return crate::http::error::Error::from(e).into_response();
     }
     parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, body)).await
@@ -62,11 +62,11 @@ pub(crate) async fn form_csrf(
     body: axum::body::Body,
     request_id: &str,
 ) -> Result<axum::body::Body, Response> {
-    if !(principal.csrf_failed && crate::admin::accounts_api::is_form(parts)) {
+    if !(principal.csrf_failed && crate::http::context::is_form(parts)) {
         return Ok(body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return Err(crate::server::error_response(
+        return Err(crate::http::error::respond(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
             request_id,
@@ -88,7 +88,7 @@ async fn reload(
     Extension(who): Extension<Principal>,
     parts: axum::http::request::Parts,
 ) -> Response {
-    let client = crate::admin::accounts_api::client_of(&parts);
+    let client = crate::http::context::Client::of(&parts).0;
     let outcome = audited_reload(&state, &who.actor(), &client).await;
     let status = if outcome.ok {
         StatusCode::OK
@@ -112,7 +112,15 @@ pub(crate) async fn audited_reload(
         ),
         Some(error) => format!("failed: {error}"),
     };
-    crate::admin::accounts_api::audit(state, actor, "reload", "plugins", &detail, client).await;
+    crate::accounts::audit::record_or_log(
+        &state.auth.db,
+        actor,
+        "reload",
+        "plugins",
+        &detail,
+        client,
+    )
+    .await;
     outcome
 }
 

@@ -23,7 +23,6 @@ use crate::accounts::kv::KvStore;
 use crate::app::state::AppState;
 use crate::bindings::types::Role;
 use crate::config::Config;
-use crate::server::error_response;
 
 /// The environment variable with an operator-chosen bootstrap secret.
 pub const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
@@ -163,8 +162,8 @@ pub(crate) async fn first_admin(
     .context("cannot create the first admin")
     .map_err(Refusal::Failed)?;
     *auth.bootstrap.lock().expect("bootstrap lock") = None;
-    crate::admin::accounts_api::audit(
-        state,
+    crate::accounts::audit::record_or_log(
+        &state.auth.db,
         "bootstrap",
         "user.add",
         &user.name,
@@ -182,10 +181,10 @@ pub(crate) async fn bootstrap(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let id = crate::admin::accounts_api::request_id(&parts);
-    let client = crate::admin::accounts_api::client_of(&parts);
+    let id = crate::http::context::RequestId::of(&parts);
+    let client = crate::http::context::Client::of(&parts).0;
     let Ok(req) = serde_json::from_slice::<BootstrapBody>(&body) else {
-        return error_response(
+        return crate::http::error::respond(
             StatusCode::BAD_REQUEST,
             "expected JSON {\"secret\", \"username\", \"password\"}",
             &id,
@@ -200,11 +199,11 @@ pub(crate) async fn bootstrap(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(Refusal::Locked(wait)) => crate::admin::accounts_api::too_many(wait, &id),
+        Err(Refusal::Locked(wait)) => crate::http::error::Error::locked_out(wait).into_response(),
         Err(e @ (Refusal::Closed | Refusal::WrongSecret)) => {
-            error_response(StatusCode::FORBIDDEN, &e.to_string(), &id)
+            crate::http::error::respond(StatusCode::FORBIDDEN, &e.to_string(), &id)
         }
-        Err(Refusal::Failed(e)) => crate::admin::accounts_api::bad_request(e, &id),
+        Err(Refusal::Failed(e)) => crate::http::error::Error::refused(e).into_response(),
     }
 }
 

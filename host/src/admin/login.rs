@@ -17,12 +17,8 @@ use serde_json::json;
 use crate::accounts::db::constant_time_eq;
 use crate::accounts::sessions;
 use crate::accounts::users::{self, parse_role, role_name};
-use crate::admin::accounts_api::{
-    bad_request, client_of, decode, is_form, no_store, request_id, too_many,
-};
 use crate::app::state::AppState;
 use crate::bindings::types::{AuthMethod, Role};
-use crate::server::error_response;
 
 /// Login, logout, session and bootstrap: reachable without the admin role.
 pub fn router() -> Router<Arc<AppState>> {
@@ -60,7 +56,7 @@ struct LoginQuery {
 async fn login_page(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
     if crate::admin::bootstrap::armed(&state.auth).await {
         // No admin exists yet: the first-run form is at /admin.
-        return crate::admin::ui::see_other("/admin");
+        return crate::admin::page::see_other("/admin");
     }
     let next = safe_next(q.next.as_deref());
     login_form(&state, next, "", None, StatusCode::OK)
@@ -75,7 +71,7 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let context = minijinja::context! { next, username, error };
-    crate::admin::ui::render(state, None, "admin/login.html", "Sign in", status, context)
+    crate::admin::page::render(state, None, "admin/login.html", "Sign in", status, context)
 }
 
 /// Start a session for `user`, set its cookie and send the browser to `next` (a 303).
@@ -83,14 +79,14 @@ pub(crate) async fn start_session(state: &AppState, user: &str, next: &str) -> R
     let auth = &state.auth;
     let (session_id, _csrf) = match sessions::create(&auth.db, user, auth.clock.now_ms()).await {
         Ok(s) => s,
-        Err(e) => return bad_request(e, "-"),
+        Err(e) => return crate::http::error::Error::refused(e).into_response(),
     };
     let cookie = sessions::set_cookie(
         &session_id,
         auth.config.secure_cookies,
         auth.lifetimes().absolute_ms,
     );
-    let mut response = crate::admin::ui::see_other(next);
+    let mut response = crate::admin::page::see_other(next);
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
@@ -107,25 +103,25 @@ struct LoginBody {
 
 /// `POST /admin/login` (form or JSON): check the password, start a session, set the cookie.
 async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let id = request_id(&parts);
-    let body: LoginBody = match decode(&parts, &body) {
+    let id = crate::http::context::RequestId::of(&parts);
+    let body: LoginBody = match crate::http::context::decode(&parts, &body) {
         Ok(b) => b,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &e, &id),
+        Err(e) => return e.into_response(),
     };
     let auth = &state.auth;
-    let client = client_of(&parts);
+    let client = crate::http::context::Client::of(&parts).0;
     let limit_keys = vec![format!("user:{}", body.username), format!("addr:{client}")];
     if let Some(wait) = auth.limiter.locked(&limit_keys) {
-        return too_many(wait, &id);
+        return crate::http::error::Error::locked_out(wait).into_response();
     }
     let user = match users::verify(&auth.db, &body.username, &body.password).await {
         Ok(user) => user,
-        Err(e) => return bad_request(e, &id),
+        Err(e) => return crate::http::error::Error::refused(e).into_response(),
     };
     let Some(user) = user else {
         auth.limiter.failed(&limit_keys);
         tracing::warn!(user = %body.username, %client, "login failed");
-        if is_form(&parts) {
+        if crate::http::context::is_form(&parts) {
             let next = safe_next(body.next.as_deref());
             let error = Some("Wrong user name or password.");
             return login_form(
@@ -136,8 +132,11 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
                 StatusCode::UNAUTHORIZED,
             );
         }
-        let mut response =
-            error_response(StatusCode::UNAUTHORIZED, "wrong user name or password", &id);
+        let mut response = crate::http::error::respond(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+            &id,
+        );
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"plugin-host\""),
@@ -147,14 +146,15 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     auth.limiter.succeeded(&limit_keys);
     tracing::info!(user = %user.name, %client, "login");
     let actor = format!("user:{}", user.name);
-    crate::admin::accounts_api::audit(&state, &actor, "login", &user.name, "", &client).await;
-    if is_form(&parts) {
+    crate::accounts::audit::record_or_log(&state.auth.db, &actor, "login", &user.name, "", &client)
+        .await;
+    if crate::http::context::is_form(&parts) {
         return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
     }
     let (session_id, csrf) = match sessions::create(&auth.db, &user.name, auth.clock.now_ms()).await
     {
         Ok(s) => s,
-        Err(e) => return bad_request(e, &id),
+        Err(e) => return crate::http::error::Error::refused(e).into_response(),
     };
     let cookie = sessions::set_cookie(
         &session_id,
@@ -174,7 +174,7 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
     );
-    no_store(response)
+    crate::http::respond::no_store(response)
 }
 
 #[derive(Deserialize, Default)]
@@ -184,11 +184,11 @@ struct LogoutBody {
 
 /// `POST /admin/logout`: end the session (CSRF token in `x-csrf-token` or the form field `csrf`).
 async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let id = request_id(&parts);
+    let id = crate::http::context::RequestId::of(&parts);
     let form: LogoutBody = if body.is_empty() {
         LogoutBody::default()
     } else {
-        decode(&parts, &body).unwrap_or_default()
+        crate::http::context::decode(&parts, &body).unwrap_or_default()
     };
     let auth = &state.auth;
     let cookies = parts
@@ -202,7 +202,7 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
                 .await
             {
                 Ok(s) => s,
-                Err(e) => return bad_request(e, &id),
+                Err(e) => return crate::http::error::Error::refused(e).into_response(),
             };
         if let Some(session) = session {
             let token = parts
@@ -211,19 +211,30 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
                 .and_then(|v| v.to_str().ok())
                 .or(form.csrf.as_deref());
             if !token.is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes())) {
-                return error_response(StatusCode::FORBIDDEN, "missing or wrong CSRF token", &id);
+                return crate::http::error::respond(
+                    StatusCode::FORBIDDEN,
+                    "missing or wrong CSRF token",
+                    &id,
+                );
             }
             if let Err(e) = sessions::delete(&auth.db, session_id).await {
-                return bad_request(e, &id);
+                return crate::http::error::Error::refused(e).into_response();
             }
             tracing::info!(user = %session.user, "logout");
             let actor = format!("user:{}", session.user);
-            let client = client_of(&parts);
-            crate::admin::accounts_api::audit(&state, &actor, "logout", &session.user, "", &client)
-                .await;
+            let client = crate::http::context::Client::of(&parts).0;
+            crate::accounts::audit::record_or_log(
+                &state.auth.db,
+                &actor,
+                "logout",
+                &session.user,
+                "",
+                &client,
+            )
+            .await;
         }
     }
-    let mut response = if is_form(&parts) {
+    let mut response = if crate::http::context::is_form(&parts) {
         let mut r = StatusCode::SEE_OTHER.into_response();
         r.headers_mut()
             .insert(header::LOCATION, HeaderValue::from_static("/admin/login"));
@@ -236,12 +247,11 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
         HeaderValue::from_str(&sessions::clear_cookie(auth.config.secure_cookies))
             .expect("cookie text is ASCII"),
     );
-    no_store(response)
+    crate::http::respond::no_store(response)
 }
 
 /// `GET /admin/api/session`: who is calling, their roles, and the session's CSRF token.
 async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
-    let id = request_id(&parts);
     let path = parts.uri.path().to_owned();
     match state.auth.check(&parts, Role::User, &path).await {
         Ok(p) => {
@@ -251,7 +261,7 @@ async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
                 AuthMethod::Session => "session",
                 AuthMethod::None => "none",
             };
-            no_store(
+            crate::http::respond::no_store(
                 Json(json!({
                     "user": p.subject,
                     "role": role_name(p.role),
@@ -263,7 +273,7 @@ async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
                 .into_response(),
             )
         }
-        Err(e) => e.into_response(&id),
+        Err(e) => crate::http::error::Error::from(e).into_response(),
     }
 }
 

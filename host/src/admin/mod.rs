@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod chart;
 pub mod deploy;
 pub mod login;
+pub mod page;
 pub mod people;
 pub mod plugins;
 pub mod ui;

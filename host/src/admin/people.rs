@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::accounts::keys;
 use crate::accounts::users::{self, parse_role};
-use crate::admin::ui::{Viewer, refusal, render};
+use crate::admin::page::{Viewer, refusal, render};
 use crate::app::state::AppState;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -51,7 +51,7 @@ impl Outcome {
 
     /// A refusal for `e`: database errors are logged and answered 500 without their text.
     fn failed(e: &anyhow::Error) -> Self {
-        if crate::admin::accounts_api::is_database_error(e) {
+        if crate::http::error::is_database_error(e) {
             tracing::error!(error = %format!("{e:#}"), "admin page change failed");
             return Self {
                 notice: None,
@@ -65,8 +65,8 @@ impl Outcome {
 
 /// Write an audit row for a change that went through.
 async fn audit(state: &AppState, viewer: &Viewer, action: &str, target: &str, detail: &str) {
-    crate::admin::accounts_api::audit(
-        state,
+    crate::accounts::audit::record_or_log(
+        &state.auth.db,
         &viewer.actor(),
         action,
         target,
@@ -179,9 +179,9 @@ async fn keys_action(
     parts: axum::http::request::Parts,
     body: Bytes,
 ) -> Response {
-    let form: KeyForm = match crate::admin::accounts_api::decode(&parts, &body) {
+    let form: KeyForm = match crate::http::context::decode(&parts, &body) {
         Ok(f) => f,
-        Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &e),
+        Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, e.message()),
     };
     match form.op.as_str() {
         "create" => create_key(&state, &viewer, &headers, &form).await,
@@ -357,9 +357,9 @@ async fn users_action(
     parts: axum::http::request::Parts,
     body: Bytes,
 ) -> Response {
-    let form: UserForm = match crate::admin::accounts_api::decode(&parts, &body) {
+    let form: UserForm = match crate::http::context::decode(&parts, &body) {
         Ok(f) => f,
-        Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &e),
+        Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, e.message()),
     };
     let db = &state.auth.db;
     let name = form.name.trim();

@@ -15,7 +15,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::deploy::{self, DeployError, Deployed};
-use crate::admin::ui::{Viewer, refusal, render};
+use crate::admin::page::{Viewer, refusal, render};
 use crate::app::state::AppState;
 use crate::generation::Generation;
 use crate::generation::manifest::{method_str, role_str};
@@ -219,9 +219,9 @@ async fn plugins_action(
             "form too large",
         );
     };
-    let form: ActionForm = match crate::admin::accounts_api::decode(&parts, &body) {
+    let form: ActionForm = match crate::http::context::decode(&parts, &body) {
         Ok(f) => f,
-        Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &e),
+        Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, e.message()),
     };
     let result = match form.op.as_str() {
         "disable" => deploy::disable(&state, &form.file).await,
@@ -280,8 +280,8 @@ async fn finish(
         Ok(done) => done.plugin.as_str(),
         Err(_) => target,
     };
-    crate::admin::accounts_api::audit(
-        state,
+    crate::accounts::audit::record_or_log(
+        &state.auth.db,
         &viewer.actor(),
         action,
         target,

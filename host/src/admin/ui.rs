@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,15 +24,13 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 
 use crate::accounts::auth::Principal;
-use crate::admin::accounts_api::{client_of, decode, request_id};
+use crate::admin::page::{Viewer, harden, refusal, render, see_other};
 use crate::app::sampler::Sample;
 use crate::app::state::AppState;
 use crate::bindings::types::Role;
 
 /// The script the pages may load: small, optional, same origin.
 const ADMIN_JS: &str = include_str!("../../../templates/admin/admin.js");
-/// What admin pages may load and where their forms may go.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// Audit rows per page.
 const AUDIT_PAGE: i64 = 50;
 
@@ -50,110 +48,10 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/assets/admin.js", get(script))
 }
 
-/// Who is looking at a page, and the request it came with.
-#[derive(Clone)]
-pub(crate) struct Viewer {
-    pub(crate) principal: Principal,
-    pub(crate) request_id: Arc<str>,
-    pub(crate) client: String,
-}
-
-impl Viewer {
-    /// How the audit log names this caller.
-    pub(crate) fn actor(&self) -> String {
-        self.principal.actor()
-    }
-}
-
-/// Security headers every admin page carries.
-pub(crate) fn harden(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
-}
-
-/// Render admin template `name` with `context` plus what every page reads: `page` (title, section,
-/// generation, request id) and `me` (user name and CSRF token).
-pub(crate) fn render(
-    state: &AppState,
-    viewer: Option<&Viewer>,
-    name: &str,
-    title: &str,
-    status: StatusCode,
-    context: Value,
-) -> Response {
-    let generation = state.current();
-    let section = name.trim_start_matches("admin/").trim_end_matches(".html");
-    let full = context! {
-        page => context! {
-            title,
-            section,
-            generation => generation.id,
-            request_id => viewer.map(|v| v.request_id.to_string()),
-        },
-        me => viewer.map(|v| context! {
-            name => v.principal.subject.clone(),
-            csrf => v.principal.csrf.clone(),
-        }),
-        ..context
-    };
-    let response = match generation.views.render(name, &full) {
-        Ok(page) => crate::http::respond::html(status, page),
-        Err(e) => {
-            tracing::warn!(template = name, error = %e, "cannot render an admin page");
-            crate::http::respond::plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot render {name}: {e}\n"),
-            )
-        }
-    };
-    harden(response)
-}
-
-/// A redirect (303) to a local path.
-pub(crate) fn see_other(to: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(to) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    harden(response)
-}
-
-/// An admin error page (the `admin/forbidden.html` template serves every refusal).
-pub(crate) fn refusal(
-    state: &AppState,
-    viewer: Option<&Viewer>,
-    status: StatusCode,
-    message: &str,
-) -> Response {
-    let reason = status.canonical_reason().unwrap_or("Error");
-    render(
-        state,
-        viewer,
-        "admin/forbidden.html",
-        &format!("{} {reason}", status.as_u16()),
-        status,
-        context! { status => status.as_u16(), reason, message },
-    )
-}
-
 /// The guard in front of every page (see the module docs).
 async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let request_id = request_id(&parts);
+    let request_id = crate::http::context::RequestId::of(&parts);
     let mut principal = match state.auth.authenticate(&parts).await {
         Ok(p) => p,
         Err(e) => {
@@ -180,7 +78,7 @@ async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next)
         let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
         return see_other(&format!("/admin/login?next={next}"));
     }
-    let client = client_of(&parts);
+    let client = crate::http::context::Client::of(&parts).0;
     let viewer = |principal: Principal| Viewer {
         principal,
         request_id: request_id.clone(),
@@ -267,9 +165,9 @@ async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     if !crate::admin::bootstrap::armed(&state.auth).await {
         return see_other("/admin/login");
     }
-    let form: SetupForm = match decode(&parts, &body) {
+    let form: SetupForm = match crate::http::context::decode(&parts, &body) {
         Ok(f) => f,
-        Err(e) => return setup_form(&state, "", Some(&e), StatusCode::BAD_REQUEST),
+        Err(e) => return setup_form(&state, "", Some(e.message()), StatusCode::BAD_REQUEST),
     };
     if form.password != form.confirm {
         return setup_form(
@@ -279,7 +177,7 @@ async fn setup(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
-    let client = client_of(&parts);
+    let client = crate::http::context::Client::of(&parts).0;
     let created = crate::admin::bootstrap::first_admin(
         &state,
         form.secret.trim(),

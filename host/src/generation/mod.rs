@@ -398,7 +398,11 @@ fn build_views(config: &Config, plugins: &[LoadedPlugin]) -> Result<Views, Build
             templates: &p.manifest.templates,
         })
         .collect();
-    let views = Views::build(&config.templates_dir, &shipped, config.limits.render())?;
+    let views = Views::build(
+        &config.templates_dir,
+        &shipped,
+        views::RenderLimits::of(&config.limits),
+    )?;
     for p in plugins {
         for r in &p.manifest.routes {
             if let Some(view) = &r.view

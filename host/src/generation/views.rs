@@ -172,6 +172,17 @@ pub struct RenderLimits {
     pub max_bytes: usize,
 }
 
+impl RenderLimits {
+    /// What one page render may cost: template instructions, and the page's size (the same cap as a
+    /// plugin's response body).
+    pub fn of(limits: &crate::config::Limits) -> Self {
+        Self {
+            fuel: limits.render_fuel,
+            max_bytes: limits.max_response_body_bytes,
+        }
+    }
+}
+
 /// The templates of one generation. Immutable once built.
 pub struct Views {
     env: Environment<'static>,

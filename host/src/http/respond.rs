@@ -10,7 +10,6 @@ use minijinja::{Value, context};
 
 use crate::generation::views::{RenderError, Views};
 use crate::http::negotiate::Format;
-use crate::server::error_response;
 
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 
@@ -46,7 +45,7 @@ impl Reply<'_> {
         allow: Option<&str>,
     ) -> Response {
         if self.format == Format::Json {
-            return error_response(status, message, self.request_id);
+            return crate::http::error::respond(status, message, self.request_id);
         }
         let template = self.views.error_template(status.as_u16());
         let reason = status.canonical_reason().unwrap_or("Error");
@@ -135,5 +134,13 @@ fn with_type(status: StatusCode, body: Body, content_type: HeaderValue) -> Respo
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// `response` with `Cache-Control: no-store` (sessions, secrets shown once, admin answers).
+pub fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -21,9 +21,9 @@ use crate::generation::Generation;
 use crate::generation::invoke::CallError;
 use crate::generation::manifest::{method_from_http, method_str};
 use crate::generation::routes::{Miss, split_path};
+use crate::http::context::RequestId;
 use crate::http::negotiate::{Format, negotiate};
 use crate::http::respond::{PageError, PageFacts, Reply};
-use crate::server::request_id_of;
 
 /// Request headers never passed to plugins: credentials (the host authenticates) and hop-by-hop headers.
 const WITHHELD_REQUEST_HEADERS: &[&str] = &[
@@ -53,7 +53,11 @@ const HOST_RESPONSE_HEADERS: &[&str] = &[
 pub(crate) async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let flight = state.current().enter();
     let generation = flight.generation();
-    let request_id = request_id_of(&req);
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .expect("request_context runs first");
     let reply = Reply {
         format: negotiate(req.headers(), req.uri().query()),
         views: &generation.views,
