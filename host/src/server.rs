@@ -99,9 +99,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::admin::api::router(state.clone()))
         .merge(crate::admin::ui::router(state.clone()))
         .fallback(crate::request::dispatch)
-        // The plugin request path finds authentication and the key-value store here.
-        .layer(axum::Extension(state.auth.clone()))
-        .layer(axum::Extension(state.kv.clone()))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

@@ -30,11 +30,20 @@ use crate::bindings::Plugin as PluginWorld;
 use crate::config::{Config, Limits};
 use cache::CompileCache;
 use catalogue::Catalogue;
-use invoke::{Callable, HostState};
+use invoke::{CallError, Callable, HostState};
 use manifest::method_str;
 use plugin::{LoadContext, LoadError, LoadedPlugin};
 use routes::{RouteTable, Target};
 use views::{PluginTemplates, RenderError, TemplateError, Views};
+
+/// Why [`Generation::call`] has no answer from the plugin.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The pool, or the plugin's own instance cap, is full: a fast refusal, never a queue.
+    Busy,
+    /// The call itself failed (deadline, trap, memory cap, ...).
+    Call(CallError),
+}
 
 /// How long a compile-cache entry no loaded plugin uses is kept (a quick rollback stays cheap).
 const CACHE_KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -332,6 +341,25 @@ impl Generation {
         }
         crate::generation::warm::Permits::try_acquire(&self.instances, plugin.permits.as_ref())
             .map(crate::generation::warm::Lease::Fresh)
+    }
+
+    /// The executor's front door: one request to plugin number `index`, on an idle warm instance or a
+    /// fresh one from the pool (see [`Generation::lease`]), under the plugin's deadline, with `kv` as
+    /// its key-value store. The instance is dropped, or back among the idle ones, when this returns.
+    pub async fn call(
+        &self,
+        index: usize,
+        kv: &Arc<crate::accounts::kv::KvStore>,
+        request: &crate::bindings::types::Request,
+    ) -> Result<Result<crate::bindings::types::Response, crate::bindings::types::Error>, CallFailure>
+    {
+        let lease = self.lease(index).ok_or(CallFailure::Busy)?;
+        let timeout = self.plugins[index].limits.request_timeout;
+        self.callable(index)
+            .with_kv(Some(kv))
+            .serve(lease, request, timeout)
+            .await
+            .map_err(CallFailure::Call)
     }
 
     /// The index of the plugin named `name`.

@@ -1,0 +1,265 @@
+//! The last step: the plugin's answer — or its failure — as HTTP. A JSON answer becomes a page for
+//! clients that asked for HTML; everything a plugin returns is checked (status, headers, JSON
+//! validity, size) before it is sent; failures are counted per plugin and logged with its name and
+//! version, and the client gets a status that says which limit fired.
+
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::Call;
+use crate::app::metrics::Fault;
+use crate::bindings::types as wit;
+use crate::generation::CallFailure;
+use crate::generation::invoke::CallError;
+use crate::http::negotiate::Format;
+use crate::http::respond::{PageError, PageFacts};
+
+/// Response headers a plugin may not set: the host owns framing and the request id.
+const HOST_RESPONSE_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "x-request-id",
+];
+
+/// What the client gets for the call's `outcome`.
+pub(super) fn outcome(
+    call: &Call<'_>,
+    outcome: Result<Result<wit::Response, wit::Error>, CallFailure>,
+) -> Response {
+    match outcome {
+        Ok(Ok(response)) => plugin_answer(call, response),
+        Ok(Err(error)) => {
+            let status = StatusCode::from_u16(error.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            call.reply.error(status, &error.message)
+        }
+        Err(CallFailure::Busy) => {
+            let name = &call.plugin.manifest.name;
+            let message = format!("all instances of plugin {name} are busy; retry shortly");
+            let mut response = fault(call, Fault::Busy, StatusCode::SERVICE_UNAVAILABLE, &message);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        Err(CallFailure::Call(e)) => failure(call, e),
+    }
+}
+
+/// Count `kind` against the plugin and answer with `status`.
+fn fault(call: &Call<'_>, kind: Fault, status: StatusCode, message: &str) -> Response {
+    call.state
+        .metrics
+        .observe_fault(&call.plugin.manifest.name, kind);
+    call.reply.error(status, message)
+}
+
+/// A call that did not return: deadline (504), memory cap, trap or another failure (500).
+fn failure(call: &Call<'_>, error: CallError) -> Response {
+    let (name, version) = (&call.plugin.manifest.name, &call.plugin.manifest.version);
+    let failed = format!(
+        "plugin {name} failed; the log has details under request id {}",
+        call.reply.request_id
+    );
+    match error {
+        CallError::Timeout(limit) => {
+            let timeout_ms = limit.as_millis() as u64;
+            tracing::warn!(plugin = %name, %version, timeout_ms, "plugin call interrupted at its deadline");
+            let message = format!("plugin {name} did not answer within {timeout_ms} ms");
+            fault(call, Fault::Timeout, StatusCode::GATEWAY_TIMEOUT, &message)
+        }
+        CallError::MemoryLimit { cap, detail } => {
+            tracing::warn!(plugin = %name, %version, cap_bytes = cap, %detail, "plugin hit its memory cap");
+            fault(
+                call,
+                Fault::MemoryLimit,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &failed,
+            )
+        }
+        CallError::Trap(detail) => {
+            tracing::error!(plugin = %name, %version, %detail, "plugin trapped");
+            fault(
+                call,
+                Fault::Trap,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &failed,
+            )
+        }
+        CallError::Failed(detail) => {
+            tracing::error!(plugin = %name, %version, %detail, "plugin call failed");
+            fault(
+                call,
+                Fault::Failed,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &failed,
+            )
+        }
+    }
+}
+
+/// The plugin's own answer: rendered as a page when the client wants HTML and it is JSON, then
+/// checked.
+fn plugin_answer(call: &Call<'_>, mut response: wit::Response) -> Response {
+    let mut max_body = call.generation.limits.max_response_body_bytes;
+    let mut page = false;
+    if let (Format::Html, wit::Body::Json(json)) = (call.reply.format, &response.body) {
+        match render_page(call, json) {
+            Ok(html) => {
+                response.body = wit::Body::Bytes(html.into_bytes());
+                // The page's size was checked against the render limit.
+                max_body = usize::MAX;
+                page = true;
+            }
+            Err(refused) => return refused,
+        }
+    }
+    match checked(response, max_body) {
+        Ok(mut response) => {
+            if page {
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+            }
+            response
+        }
+        Err(reason) => invalid(call, &reason),
+    }
+}
+
+/// A plugin answer that breaks the contract: logged with the reason, counted, a 500 for the client.
+fn invalid(call: &Call<'_>, reason: &dyn std::fmt::Display) -> Response {
+    let (name, version) = (&call.plugin.manifest.name, &call.plugin.manifest.version);
+    tracing::warn!(plugin = %name, %version, %reason, "plugin returned an invalid response");
+    let message = format!("plugin {name} returned an invalid response");
+    fault(
+        call,
+        Fault::InvalidResponse,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &message,
+    )
+}
+
+/// The plugin's JSON through the route's view (or the generic data page).
+fn render_page(call: &Call<'_>, json: &str) -> Result<String, Response> {
+    let (name, route) = (&call.plugin.manifest.name, call.route);
+    let template = route
+        .view
+        .as_ref()
+        .map_or_else(|| "data.html".to_owned(), |v| format!("{name}/{v}"));
+    let facts = PageFacts {
+        title: if route.summary.is_empty() {
+            name
+        } else {
+            &route.summary
+        },
+        plugin: name,
+        version: &call.plugin.manifest.version,
+        method: call.parts.method.as_str(),
+        route: route.path.as_str(),
+        path: call.parts.uri.path(),
+    };
+    call.reply.page(&template, json, &facts).map_err(|e| match e {
+        PageError::Json(e) => invalid(call, &e),
+        PageError::Render(e) => {
+            let version = &call.plugin.manifest.version;
+            tracing::warn!(plugin = %name, %version, %template, error = %e, "cannot render view");
+            let message =
+                format!("cannot render the page for {} {}", call.parts.method, call.parts.uri.path());
+            fault(call, Fault::Render, StatusCode::INTERNAL_SERVER_ERROR, &message)
+        }
+    })
+}
+
+/// Turn a plugin's response into HTTP, refusing anything malformed or over the size limit.
+fn checked(response: wit::Response, max_body: usize) -> Result<Response, String> {
+    let status = StatusCode::from_u16(response.status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .ok_or_else(|| format!("invalid status {}", response.status))?;
+    let (content_type, body): (Option<&'static str>, Vec<u8>) = match response.body {
+        wit::Body::Empty => (None, Vec::new()),
+        wit::Body::Json(text) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(&text)
+                .map_err(|e| format!("body is not valid JSON: {e}"))?;
+            (Some("application/json"), text.into_bytes())
+        }
+        wit::Body::Text(text) => (Some("text/plain; charset=utf-8"), text.into_bytes()),
+        wit::Body::Bytes(bytes) => (Some("application/octet-stream"), bytes),
+    };
+    if body.len() > max_body {
+        return Err(format!(
+            "body of {} bytes is over the limit of {max_body}",
+            body.len()
+        ));
+    }
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = status;
+    let headers = out.headers_mut();
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    for (name, value) in response.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        if HOST_RESPONSE_HEADERS.contains(&name.as_str()) {
+            return Err(format!("header {name} is set by the host, not by plugins"));
+        }
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("invalid value for header {name}"))?;
+        if name == header::CONTENT_TYPE {
+            headers.insert(name, value);
+        } else {
+            headers.append(name, value);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: wit::Body) -> wit::Response {
+        wit::Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body,
+        }
+    }
+
+    #[test]
+    fn plugin_responses_are_checked() {
+        let ok = checked(
+            response(201, &[("x-a", "1")], wit::Body::Json("{\"a\":1}".into())),
+            100,
+        )
+        .unwrap();
+        assert_eq!(ok.status(), 201);
+        assert_eq!(ok.headers()["content-type"], "application/json");
+        assert_eq!(ok.headers()["x-a"], "1");
+
+        let bad = [
+            response(99, &[], wit::Body::Empty),
+            response(101, &[], wit::Body::Empty),
+            response(200, &[], wit::Body::Json("{not json".into())),
+            response(200, &[("bad name", "x")], wit::Body::Empty),
+            response(200, &[("x-a", "line\nbreak")], wit::Body::Empty),
+            response(200, &[("content-length", "5")], wit::Body::Empty),
+            response(200, &[], wit::Body::Text("x".repeat(101))),
+        ];
+        for r in bad {
+            assert!(checked(r, 100).is_err());
+        }
+    }
+}
