@@ -68,10 +68,15 @@ impl Clock {
     }
 }
 
-/// The system clock in milliseconds since the Unix epoch (0 before it).
+/// The system clock in milliseconds since the Unix epoch (0 before it): the one place the host reads
+/// wall-clock time as a number.
 pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    ms_of(SystemTime::now())
+}
+
+/// `t` in milliseconds since the Unix epoch (0 before it).
+pub fn ms_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 

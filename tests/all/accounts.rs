@@ -91,7 +91,7 @@ async fn no_credentials_is_401_and_too_low_a_role_is_403() {
 #[tokio::test]
 async fn unknown_revoked_and_expired_keys_are_401_even_on_anonymous_routes() {
     let server = TestServer::examples().await;
-    let past = plugin_host::accounts::db::now_ms() - 1000;
+    let past = plugin_host::clock::unix_ms() - 1000;
     let expired = user_key(&server, "ada", Role::User, &[], Some(past)).await;
     let revoked = user_key(&server, "ada", Role::User, &[], None).await;
     let db = &server.state.auth().db;

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::accounts::db::{Pool, now_ms};
+use crate::accounts::db::Pool;
 
 /// One audit row.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +34,7 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO audit (time, actor, action, target, detail, client) VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(now_ms())
+    .bind(crate::clock::unix_ms())
     .bind(actor)
     .bind(action)
     .bind(target)

@@ -21,7 +21,6 @@ use crate::accounts::db::{Pool, constant_time_eq};
 use crate::accounts::keys;
 use crate::accounts::limiter::LoginLimiter;
 use crate::accounts::sessions::{self, Lifetimes};
-use crate::accounts::users::{rank, role_name};
 use crate::bindings::types::{self as wit, AuthMethod, Role};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
@@ -81,10 +80,7 @@ impl Principal {
 
     /// Every role this principal holds (roles are ordered, so admin holds user too).
     pub fn roles(&self) -> Vec<Role> {
-        [Role::Anonymous, Role::User, Role::Admin]
-            .into_iter()
-            .filter(|r| rank(*r) <= rank(self.role))
-            .collect()
+        self.role.held().collect()
     }
 
     /// The record passed to plugins.
@@ -344,7 +340,7 @@ pub fn authorize(principal: &Principal, required: Role, path: &str) -> Result<()
         };
         return Err(AuthError::Unauthenticated(format!(
             "{path} needs role {}; {hint}",
-            role_name(required)
+            required.as_str()
         )));
     }
     if principal.csrf_failed {
@@ -353,12 +349,12 @@ pub fn authorize(principal: &Principal, required: Role, path: &str) -> Result<()
                 .into(),
         ));
     }
-    if rank(principal.role) < rank(required) {
+    if principal.role.rank() < required.rank() {
         return Err(AuthError::Forbidden(format!(
             "{path} needs role {}; {} has role {}",
-            role_name(required),
+            required.as_str(),
             principal.subject,
-            role_name(principal.role)
+            principal.role.as_str()
         )));
     }
     Ok(())

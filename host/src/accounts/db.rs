@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sqlx::SqlitePool;
@@ -118,13 +118,6 @@ pub async fn integrity_check(pool: &Pool) -> Result<String> {
         .fetch_one(pool.reader())
         .await?;
     Ok(verdict)
-}
-
-/// Now, in milliseconds since the Unix epoch (how every table stores time).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `n` random bytes from the operating system.

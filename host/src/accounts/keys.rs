@@ -7,8 +7,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
-use crate::accounts::db::{Pool, now_ms, sha256_hex};
-use crate::accounts::users::{parse_role, rank, role_name};
+use crate::accounts::db::{Pool, sha256_hex};
+use crate::accounts::users::parse_role;
 use crate::bindings::types::Role;
 
 /// Every key's text starts with this, so keys are easy to recognise (and to scan for in leaked text).
@@ -194,7 +194,7 @@ pub async fn create(
     };
     let owner_role = parse_role(&user.role)?;
     let role = role.unwrap_or(owner_role);
-    if rank(role) > rank(owner_role) || role == Role::Anonymous {
+    if role.rank() > owner_role.rank() || role == Role::Anonymous {
         bail!(
             "a key of {owner:?} can have role user{}, not {}",
             if owner_role == Role::Admin {
@@ -202,7 +202,7 @@ pub async fn create(
             } else {
                 ""
             },
-            role_name(role)
+            role.as_str()
         );
     }
     let key = format!(
@@ -213,11 +213,11 @@ pub async fn create(
         id: crate::accounts::db::hex(&crate::accounts::db::random_bytes::<8>()),
         prefix: key[..VISIBLE_CHARS].to_owned(),
         owner: owner.to_owned(),
-        role: role_name(role).to_owned(),
+        role: role.as_str().to_owned(),
         scopes: scopes.to_vec(),
         expires_at,
         revoked: false,
-        created: now_ms(),
+        created: crate::clock::unix_ms(),
         last_used_at: None,
     };
     sqlx::query(
@@ -297,7 +297,7 @@ pub async fn lookup(db: &Pool, text: &str) -> Result<Option<KeyGrant>> {
             KeyGrant {
                 id,
                 owner,
-                role: if rank(key_role) <= rank(owner_role) {
+                role: if key_role.rank() <= owner_role.rank() {
                     key_role
                 } else {
                     owner_role

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::accounts::db::{Pool, now_ms};
+use crate::accounts::db::Pool;
 use crate::bindings::kv::Error as KvError;
 use crate::config::Config;
 
@@ -108,7 +108,7 @@ impl KvStore {
         .bind(plugin)
         .bind(key)
         .bind(value)
-        .bind(now_ms())
+        .bind(crate::clock::unix_ms())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;

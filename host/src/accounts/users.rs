@@ -11,7 +11,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::Serialize;
 
-use crate::accounts::db::{Pool, now_ms};
+use crate::accounts::db::Pool;
 use crate::bindings::types::Role;
 
 /// Shortest password accepted.
@@ -32,24 +32,6 @@ pub fn parse_role(text: &str) -> Result<Role> {
         "user" => Ok(Role::User),
         "admin" => Ok(Role::Admin),
         other => bail!("unknown role {other:?}; roles are user and admin"),
-    }
-}
-
-/// How a role is stored.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Anonymous => "anonymous",
-        Role::User => "user",
-        Role::Admin => "admin",
-    }
-}
-
-/// Roles are ordered: anonymous < user < admin.
-pub fn rank(role: Role) -> u8 {
-    match role {
-        Role::Anonymous => 0,
-        Role::User => 1,
-        Role::Admin => 2,
     }
 }
 
@@ -140,14 +122,14 @@ pub async fn create(db: &Pool, name: &str, password: &str, role: Role) -> Result
     check_name(name)?;
     check_password(password)?;
     let hash = hash_password(password.to_owned()).await?;
-    let created = now_ms();
+    let created = crate::clock::unix_ms();
     let inserted = sqlx::query(
         "INSERT INTO users (name, password, role, created) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING",
     )
     .bind(name)
     .bind(&hash)
-    .bind(role_name(role))
+    .bind(role.as_str())
     .bind(created)
     .execute(db.writer())
     .await?
@@ -157,7 +139,7 @@ pub async fn create(db: &Pool, name: &str, password: &str, role: Role) -> Result
     }
     Ok(User {
         name: name.to_owned(),
-        role: role_name(role).to_owned(),
+        role: role.as_str().to_owned(),
         created,
     })
 }
@@ -242,7 +224,7 @@ pub async fn set_role(db: &Pool, name: &str, role: Role) -> Result<()> {
         }
     }
     sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
-        .bind(role_name(role))
+        .bind(role.as_str())
         .bind(name)
         .execute(&mut *tx)
         .await?;

@@ -120,6 +120,54 @@ pub async fn upload(
     if bytes.is_empty() {
         return Err(DeployError::Refused(format!("{upload_name:?} is empty")));
     }
+    let temp = write_upload(dir, bytes).await?;
+    let remove_temp = || {
+        let _ = std::fs::remove_file(&temp);
+    };
+    let name = match crate::generation::check_plugin(config, &temp).await {
+        Ok(plugin) => plugin.manifest.name.clone(),
+        Err(e) => {
+            remove_temp();
+            let reason = e
+                .to_string()
+                .replace(&temp.display().to_string(), upload_name);
+            return Err(DeployError::Refused(format!(
+                "The upload was refused and nothing changed: {reason}"
+            )));
+        }
+    };
+    let placed = place(state, dir, &temp, &name).inspect_err(|_| remove_temp())?;
+    sync_dir(dir);
+    let outcome = reload_or_undo(state, dir, || placed.undo()).await?;
+    placed.forget_backup();
+    let version = outcome
+        .plugins
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.version.clone())
+        .unwrap_or_default();
+    let file = placed
+        .target
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    Ok(Deployed {
+        message: format!(
+            "{} plugin {name} {version} as {file}; generation {} serves it",
+            if placed.backup.is_some() {
+                "Replaced"
+            } else {
+                "Added"
+            },
+            outcome.generation
+        ),
+        plugin: name,
+        outcome: Some(outcome),
+    })
+}
+
+/// Write an upload to a hidden temporary file in `dir` (synced), and return its path.
+async fn write_upload(dir: &Path, bytes: bytes::Bytes) -> Result<PathBuf, DeployError> {
     let temp = dir.join(format!(".upload-{}.wasm", random_suffix()));
     let written = {
         let temp = temp.clone();
@@ -136,76 +184,66 @@ pub async fn upload(
         let _ = std::fs::remove_file(&temp);
         return Err(io_error("cannot write the upload to", &temp, e));
     }
-    let remove_temp = || {
-        let _ = std::fs::remove_file(&temp);
-    };
-    let name = match crate::generation::check_plugin(config, &temp).await {
-        Ok(plugin) => plugin.manifest.name.clone(),
-        Err(e) => {
-            remove_temp();
-            let reason = e
-                .to_string()
-                .replace(&temp.display().to_string(), upload_name);
-            return Err(DeployError::Refused(format!(
-                "The upload was refused and nothing changed: {reason}"
-            )));
+    Ok(temp)
+}
+
+/// A checked upload renamed into place as plugin `name`'s file, with the previous version set aside.
+struct Placed {
+    target: PathBuf,
+    /// Where the version it replaced waits until the reload has worked.
+    backup: Option<PathBuf>,
+}
+
+impl Placed {
+    /// Put the previous version back (or remove a new plugin's file).
+    fn undo(&self) -> std::io::Result<()> {
+        match &self.backup {
+            Some(backup) => std::fs::rename(backup, &self.target),
+            None => std::fs::remove_file(&self.target),
         }
-    };
+    }
+
+    /// The reload worked: the previous version is not needed any more.
+    fn forget_backup(&self) {
+        if let Some(backup) = &self.backup
+            && let Err(e) = std::fs::remove_file(backup)
+        {
+            tracing::warn!(path = %backup.display(), error = %e, "cannot remove the previous version");
+        }
+    }
+}
+
+/// Rename `temp` over plugin `name`'s file (the loaded one's, else `NAME.wasm`), setting an existing
+/// one aside; refused while the plugin is disabled.
+fn place(state: &AppState, dir: &Path, temp: &Path, name: &str) -> Result<Placed, DeployError> {
     let current = state.current();
-    let target = match current.plugin_index(&name) {
+    let target = match current.plugin_index(name) {
         Some(i) => current.plugins[i].file.clone(),
         None => dir.join(format!("{name}.wasm")),
     };
     drop(current);
     let disabled = PathBuf::from(format!("{}{DISABLED_SUFFIX}", target.display()));
     if disabled.exists() {
-        remove_temp();
         return Err(DeployError::Refused(format!(
             "plugin {name:?} is disabled ({}); enable or delete it before uploading a new version",
             disabled.display()
         )));
     }
-    let upgrade = target.exists();
-    let backup = dir.join(format!(".{name}.wasm.previous-{}", random_suffix()));
-    if upgrade && let Err(e) = std::fs::rename(&target, &backup) {
-        remove_temp();
+    let backup = target
+        .exists()
+        .then(|| dir.join(format!(".{name}.wasm.previous-{}", random_suffix())));
+    if let Some(backup) = &backup
+        && let Err(e) = std::fs::rename(&target, backup)
+    {
         return Err(io_error("cannot set aside", &target, e));
     }
-    if let Err(e) = std::fs::rename(&temp, &target) {
-        remove_temp();
-        if upgrade {
-            let _ = std::fs::rename(&backup, &target);
+    if let Err(e) = std::fs::rename(temp, &target) {
+        if let Some(backup) = &backup {
+            let _ = std::fs::rename(backup, &target);
         }
         return Err(io_error("cannot move the upload to", &target, e));
     }
-    sync_dir(dir);
-    let outcome = reload_or_undo(state, dir, || {
-        if upgrade {
-            std::fs::rename(&backup, &target)
-        } else {
-            std::fs::remove_file(&target)
-        }
-    })
-    .await?;
-    if upgrade && let Err(e) = std::fs::remove_file(&backup) {
-        tracing::warn!(path = %backup.display(), error = %e, "cannot remove the previous version");
-    }
-    let version = outcome
-        .plugins
-        .iter()
-        .find(|p| p.name == name)
-        .map(|p| p.version.clone())
-        .unwrap_or_default();
-    let file = target.file_name().unwrap_or_default().to_string_lossy();
-    Ok(Deployed {
-        message: format!(
-            "{} plugin {name} {version} as {file}; generation {} serves it",
-            if upgrade { "Replaced" } else { "Added" },
-            outcome.generation
-        ),
-        plugin: name,
-        outcome: Some(outcome),
-    })
+    Ok(Placed { target, backup })
 }
 
 /// Rename `X.wasm` to `X.wasm.disabled` and reload.

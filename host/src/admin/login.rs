@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::accounts::db::constant_time_eq;
 use crate::accounts::sessions;
-use crate::accounts::users::{self, parse_role, role_name};
+use crate::accounts::users::{self, parse_role};
 use crate::app::state::AppState;
 use crate::bindings::types::{AuthMethod, Role};
 
@@ -162,11 +162,8 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
         auth.lifetimes().absolute_ms,
     );
     let role = parse_role(&user.role).unwrap_or(Role::User);
-    let roles: Vec<&str> = [Role::User, Role::Admin]
-        .into_iter()
-        .filter(|r| users::rank(*r) <= users::rank(role))
-        .map(role_name)
-        .collect();
+    // The roles held, without the anonymous one everybody holds.
+    let roles: Vec<&str> = role.held().skip(1).map(|r| r.as_str()).collect();
     let mut response =
         Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf }))
             .into_response();
@@ -255,7 +252,7 @@ async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
     let path = parts.uri.path().to_owned();
     match state.auth.check(&parts, Role::User, &path).await {
         Ok(p) => {
-            let roles: Vec<&str> = p.roles().into_iter().skip(1).map(role_name).collect();
+            let roles: Vec<&str> = p.roles().into_iter().skip(1).map(|r| r.as_str()).collect();
             let auth = match p.method {
                 AuthMethod::ApiKey => "api-key",
                 AuthMethod::Session => "session",
@@ -264,7 +261,7 @@ async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
             crate::http::respond::no_store(
                 Json(json!({
                     "user": p.subject,
-                    "role": role_name(p.role),
+                    "role": p.role.as_str(),
                     "roles": roles,
                     "auth": auth,
                     "key": p.key_id,

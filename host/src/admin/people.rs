@@ -130,7 +130,7 @@ async fn keys_page_with(
             "The keys cannot be read right now.",
         );
     };
-    let now = crate::accounts::db::now_ms();
+    let now = crate::clock::unix_ms();
     let rows: Vec<Value> = list
         .into_iter()
         .map(|k| {
@@ -233,7 +233,7 @@ async fn create_key(
             .transpose()?;
         let expires = Some(form.expires.trim())
             .filter(|e| !e.is_empty())
-            .map(|e| keys::parse_expiry(e, crate::accounts::db::now_ms()))
+            .map(|e| keys::parse_expiry(e, crate::clock::unix_ms()))
             .transpose()?;
         keys::create(&state.auth.db, form.user.trim(), role, &scopes, expires).await
     }
@@ -252,12 +252,13 @@ async fn create_key(
     audit(state, viewer, "key.create", &info.owner, &detail).await;
     // The example calls a route the key may use: the first plain GET in its scopes, else the catalogue.
     let generation = state.current();
-    let path = crate::admin::plugins::route_rows(&generation, None)
-        .into_iter()
-        .filter(|r| r.link)
-        .map(|r| r.path)
-        .find(|p| info.scopes.is_empty() || info.scopes.iter().any(|s| keys::in_scope(s, p)))
-        .unwrap_or_else(|| "/api".into());
+    let path =
+        crate::generation::catalogue::route_rows(generation.plugins.iter().map(|p| &p.manifest))
+            .into_iter()
+            .filter(|r| r.link)
+            .map(|r| r.path)
+            .find(|p| info.scopes.is_empty() || info.scopes.iter().any(|s| keys::in_scope(s, p)))
+            .unwrap_or("/api");
     let curl = format!(
         "curl -H 'Authorization: Bearer {}' {}{path}",
         new.key,
@@ -349,6 +350,65 @@ struct UserForm {
     confirm: String,
 }
 
+/// Add user `name` with the form's password and role (default user); the notice says so.
+async fn add_user(
+    state: &AppState,
+    viewer: &Viewer,
+    form: &UserForm,
+    name: &str,
+) -> anyhow::Result<String> {
+    let role = parse_role(if form.role.is_empty() {
+        "user"
+    } else {
+        &form.role
+    })?;
+    let user = users::create(&state.auth.db, name, &form.password, role).await?;
+    audit(
+        state,
+        viewer,
+        "user.add",
+        &user.name,
+        &format!("role {}", user.role),
+    )
+    .await;
+    Ok(format!("Added {} ({}).", user.name, user.role))
+}
+
+/// Give `name` the form's password (their sessions end).
+async fn set_password(
+    state: &AppState,
+    viewer: &Viewer,
+    form: &UserForm,
+    name: &str,
+) -> anyhow::Result<String> {
+    users::set_password(&state.auth.db, name, &form.password).await?;
+    audit(state, viewer, "user.passwd", name, "").await;
+    Ok(format!(
+        "Set a new password for {name}; their sessions have ended."
+    ))
+}
+
+/// Give `name` the form's role.
+async fn set_role(
+    state: &AppState,
+    viewer: &Viewer,
+    form: &UserForm,
+    name: &str,
+) -> anyhow::Result<String> {
+    let role = parse_role(&form.role)?;
+    users::set_role(&state.auth.db, name, role).await?;
+    let role = role.as_str();
+    audit(state, viewer, "user.role", name, &format!("role {role}")).await;
+    Ok(format!("{name} is now {role}."))
+}
+
+/// Remove `name` (confirmed), with their keys and sessions.
+async fn remove_user(state: &AppState, viewer: &Viewer, name: &str) -> anyhow::Result<String> {
+    users::remove(&state.auth.db, name).await?;
+    audit(state, viewer, "user.remove", name, "").await;
+    Ok(format!("Removed {name} with their keys and sessions."))
+}
+
 /// `POST /admin/users`: `op` = add (name, password, role), password (name, password), role (name,
 /// role) or remove (name; asks first unless `confirm=yes`).
 async fn users_action(
@@ -361,75 +421,21 @@ async fn users_action(
         Ok(f) => f,
         Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, e.message()),
     };
-    let db = &state.auth.db;
     let name = form.name.trim();
-    let outcome = match form.op.as_str() {
-        "add" => {
-            let result = async {
-                let role = parse_role(if form.role.is_empty() {
-                    "user"
-                } else {
-                    &form.role
-                })?;
-                users::create(db, name, &form.password, role).await
-            }
-            .await;
-            match result {
-                Ok(user) => {
-                    audit(
-                        &state,
-                        &viewer,
-                        "user.add",
-                        &user.name,
-                        &format!("role {}", user.role),
-                    )
-                    .await;
-                    Outcome::done(format!("Added {} ({}).", user.name, user.role))
-                }
-                Err(e) => Outcome::failed(&e),
-            }
-        }
-        "password" => match users::set_password(db, name, &form.password).await {
-            Ok(()) => {
-                audit(&state, &viewer, "user.passwd", name, "").await;
-                Outcome::done(format!(
-                    "Set a new password for {name}; their sessions have ended."
-                ))
-            }
-            Err(e) => Outcome::failed(&e),
-        },
-        "role" => {
-            let result = async {
-                let role = parse_role(&form.role)?;
-                users::set_role(db, name, role).await?;
-                Ok::<_, anyhow::Error>(role)
-            }
-            .await;
-            match result {
-                Ok(role) => {
-                    let role = users::role_name(role);
-                    audit(&state, &viewer, "user.role", name, &format!("role {role}")).await;
-                    Outcome::done(format!("{name} is now {role}."))
-                }
-                Err(e) => Outcome::failed(&e),
-            }
-        }
-        "remove" if form.confirm == "yes" => match users::remove(db, name).await {
-            Ok(()) => {
-                audit(&state, &viewer, "user.remove", name, "").await;
-                Outcome::done(format!("Removed {name} with their keys and sessions."))
-            }
-            Err(e) => Outcome::failed(&e),
-        },
+    let done = match form.op.as_str() {
+        "add" => add_user(&state, &viewer, &form, name).await,
+        "password" => set_password(&state, &viewer, &form, name).await,
+        "role" => set_role(&state, &viewer, &form, name).await,
+        "remove" if form.confirm == "yes" => remove_user(&state, &viewer, name).await,
         "remove" => return users_page_with(&state, &viewer, Outcome::default(), Some(name)).await,
         other => {
-            return refusal(
-                &state,
-                Some(&viewer),
-                StatusCode::BAD_REQUEST,
-                &format!("unknown user action {other:?}"),
-            );
+            let message = format!("unknown user action {other:?}");
+            return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, &message);
         }
+    };
+    let outcome = match done {
+        Ok(notice) => Outcome::done(notice),
+        Err(e) => Outcome::failed(&e),
     };
     users_page_with(&state, &viewer, outcome, None).await
 }

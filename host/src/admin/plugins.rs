@@ -18,7 +18,7 @@ use crate::admin::deploy::{self, DeployError, Deployed};
 use crate::admin::page::{Viewer, refusal, render};
 use crate::app::state::AppState;
 use crate::generation::Generation;
-use crate::generation::manifest::{method_str, role_str};
+use crate::generation::catalogue::{self, RouteRow};
 use crate::generation::views::Origin;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -32,41 +32,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/admin/plugins/{name}", get(plugin_page))
 }
 
-/// A route as the routes and plugin pages list it.
-#[derive(Debug, Serialize)]
-pub(crate) struct RouteRow {
-    pub plugin: String,
-    pub version: String,
-    pub method: &'static str,
-    pub path: String,
-    pub role: &'static str,
-    pub summary: String,
-    pub view: Option<String>,
-    /// A plain GET without parameters: the page links it.
-    pub link: bool,
-}
-
 /// The routes of `generation` (of one plugin, or all), by path.
-pub(crate) fn route_rows(generation: &Generation, plugin: Option<&str>) -> Vec<RouteRow> {
-    let mut rows: Vec<RouteRow> = generation
-        .plugins
-        .iter()
-        .filter(|p| plugin.is_none_or(|name| p.manifest.name == name))
-        .flat_map(|p| {
-            p.manifest.routes.iter().map(|r| RouteRow {
-                plugin: p.manifest.name.clone(),
-                version: p.manifest.version.clone(),
-                method: method_str(r.method),
-                path: r.path.as_str().to_owned(),
-                role: role_str(r.role),
-                summary: r.summary.clone(),
-                view: r.view.clone(),
-                link: method_str(r.method) == "GET" && !r.path.as_str().contains('{'),
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| (&a.path, a.method).cmp(&(&b.path, b.method)));
-    rows
+fn route_rows<'g>(generation: &'g Generation, plugin: Option<&str>) -> Vec<RouteRow<'g>> {
+    let manifests = generation.plugins.iter().map(|p| &p.manifest);
+    catalogue::route_rows(manifests.filter(|m| plugin.is_none_or(|name| m.name == name)))
 }
 
 /// What a plugin has done since the process started (over every generation it was in).

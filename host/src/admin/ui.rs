@@ -229,10 +229,7 @@ fn dashboard_with(
     let generation = state.current();
     let since_start = now.totals;
     let (reloads_ok, reloads_failed) = state.metrics.reloads();
-    let created_ms = generation
-        .created
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let created_ms = crate::clock::ms_of(generation.created);
     let context = context! {
         notice,
         error,
@@ -318,7 +315,8 @@ async fn routes_page(
     Extension(viewer): Extension<Viewer>,
 ) -> Response {
     let generation = state.current();
-    let routes = crate::admin::plugins::route_rows(&generation, None);
+    let routes =
+        crate::generation::catalogue::route_rows(generation.plugins.iter().map(|p| &p.manifest));
     render(
         &state,
         Some(&viewer),

@@ -249,8 +249,20 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP plugin_host_requests_total Requests answered, by plugin, route pattern and status.\n");
-        out.push_str("# TYPE plugin_host_requests_total counter\n");
+        self.write_requests(&mut out);
+        self.write_latency(&mut out);
+        self.write_faults(&mut out);
+        self.write_gauges(&mut out, gauges);
+        out
+    }
+
+    fn write_requests(&self, out: &mut String) {
+        family(
+            out,
+            "plugin_host_requests_total",
+            "counter",
+            "Requests answered, by plugin, route pattern and status.",
+        );
         let mut requests: Vec<_> = self
             .requests
             .lock()
@@ -268,9 +280,16 @@ impl Metrics {
                 escape(&l.route)
             );
         }
+    }
 
-        out.push_str("# HELP plugin_host_request_duration_seconds Time from request to response, by plugin.\n");
-        out.push_str("# TYPE plugin_host_request_duration_seconds histogram\n");
+    fn write_latency(&self, out: &mut String) {
+        let name = "plugin_host_request_duration_seconds";
+        family(
+            out,
+            name,
+            "histogram",
+            "Time from request to response, by plugin.",
+        );
         let latency = self.latency.lock().expect("metrics lock");
         let mut plugins: Vec<_> = latency.keys().collect();
         plugins.sort();
@@ -282,29 +301,26 @@ impl Metrics {
                 cumulative += count;
                 let _ = writeln!(
                     out,
-                    "plugin_host_request_duration_seconds_bucket{{plugin=\"{p}\",le=\"{bound}\"}} {cumulative}"
+                    "{name}_bucket{{plugin=\"{p}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let _ = writeln!(
                 out,
-                "plugin_host_request_duration_seconds_bucket{{plugin=\"{p}\",le=\"+Inf\"}} {}",
+                "{name}_bucket{{plugin=\"{p}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(
-                out,
-                "plugin_host_request_duration_seconds_sum{{plugin=\"{p}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "plugin_host_request_duration_seconds_count{{plugin=\"{p}\"}} {}",
-                h.count
-            );
+            let _ = writeln!(out, "{name}_sum{{plugin=\"{p}\"}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{plugin=\"{p}\"}} {}", h.count);
         }
-        drop(latency);
+    }
 
-        out.push_str("# HELP plugin_host_plugin_faults_total Plugin calls that went wrong, by plugin and kind.\n");
-        out.push_str("# TYPE plugin_host_plugin_faults_total counter\n");
+    fn write_faults(&self, out: &mut String) {
+        family(
+            out,
+            "plugin_host_plugin_faults_total",
+            "counter",
+            "Plugin calls that went wrong, by plugin and kind.",
+        );
         let mut faults: Vec<_> = self
             .faults
             .lock()
@@ -321,49 +337,69 @@ impl Metrics {
                 fault.label()
             );
         }
+    }
 
+    fn write_gauges(&self, out: &mut String, gauges: &Gauges) {
         let (ok, failed) = self.reloads();
-        out.push_str("# HELP plugin_host_reloads_total Reloads, by result.\n");
-        out.push_str("# TYPE plugin_host_reloads_total counter\n");
+        family(
+            out,
+            "plugin_host_reloads_total",
+            "counter",
+            "Reloads, by result.",
+        );
         let _ = writeln!(out, "plugin_host_reloads_total{{result=\"ok\"}} {ok}");
         let _ = writeln!(
             out,
             "plugin_host_reloads_total{{result=\"failed\"}} {failed}"
         );
-        out.push_str("# HELP plugin_host_live_generations Generations alive: the current one plus retired ones still draining.\n");
-        out.push_str("# TYPE plugin_host_live_generations gauge\n");
-        let _ = writeln!(
-            out,
-            "plugin_host_live_generations {}",
-            gauges.live_generations
-        );
-        out.push_str("# HELP plugin_host_current_generation Id of the generation new requests are served from.\n");
-        out.push_str("# TYPE plugin_host_current_generation gauge\n");
-        let _ = writeln!(
-            out,
-            "plugin_host_current_generation {}",
-            gauges.current_generation
-        );
-        out.push_str("# HELP plugin_host_in_flight_requests Plugin requests being served now, over all generations.\n");
-        out.push_str("# TYPE plugin_host_in_flight_requests gauge\n");
-        let _ = writeln!(out, "plugin_host_in_flight_requests {}", gauges.in_flight);
-        out.push_str("# HELP plugin_host_template_parses_total Templates parsed; only building a generation parses.\n");
-        out.push_str("# TYPE plugin_host_template_parses_total counter\n");
-        let _ = writeln!(
-            out,
-            "plugin_host_template_parses_total {}",
-            gauges.template_parses
-        );
-        out.push_str("# HELP plugin_host_page_renders Pages rendered from the current generation's templates.\n");
-        out.push_str("# TYPE plugin_host_page_renders gauge\n");
-        let _ = writeln!(out, "plugin_host_page_renders {}", gauges.page_renders);
-        if let Some(rss) = process_rss_bytes() {
-            out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
-            out.push_str("# TYPE process_resident_memory_bytes gauge\n");
-            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        let single: [(&str, &str, &str, u64); 5] = [
+            (
+                "plugin_host_live_generations",
+                "gauge",
+                "Generations alive: the current one plus retired ones still draining.",
+                gauges.live_generations as u64,
+            ),
+            (
+                "plugin_host_current_generation",
+                "gauge",
+                "Id of the generation new requests are served from.",
+                gauges.current_generation,
+            ),
+            (
+                "plugin_host_in_flight_requests",
+                "gauge",
+                "Plugin requests being served now, over all generations.",
+                gauges.in_flight as u64,
+            ),
+            (
+                "plugin_host_template_parses_total",
+                "counter",
+                "Templates parsed; only building a generation parses.",
+                gauges.template_parses,
+            ),
+            (
+                "plugin_host_page_renders",
+                "gauge",
+                "Pages rendered from the current generation's templates.",
+                gauges.page_renders,
+            ),
+        ];
+        for (name, kind, help, value) in single {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         }
-        out
+        if let Some(rss) = process_rss_bytes() {
+            let name = "process_resident_memory_bytes";
+            family(out, name, "gauge", "Resident memory size in bytes.");
+            let _ = writeln!(out, "{name} {rss}");
+        }
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of metric family `name`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::app::metrics::Totals;
 use crate::app::state::AppState;
@@ -51,17 +51,11 @@ pub struct Recent {
     pub p99_ms: Option<f64>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Sample {
     /// Observe `state` now.
     pub fn take(state: &AppState) -> Self {
         Self {
-            at_ms: now_ms(),
+            at_ms: crate::clock::unix_ms() as u64,
             rss_bytes: crate::app::metrics::process_rss_bytes().unwrap_or(0),
             live_generations: 1 + state.retired().len(),
             generation: state.current().id,

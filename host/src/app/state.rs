@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -115,11 +115,6 @@ impl RequestIds {
     }
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl AppState {
     /// State serving `generation` under `config`, with accounts and storage over the database.
     pub fn new(
@@ -211,7 +206,7 @@ impl AppState {
             plugins,
             error,
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
-            finished_at_ms: unix_ms(SystemTime::now()),
+            finished_at_ms: crate::clock::unix_ms() as u64,
         };
         match result {
             Ok(generation) => {
@@ -275,7 +270,7 @@ impl AppState {
         let g = self.current();
         GenerationStatus {
             id: g.id,
-            created_ms: unix_ms(g.created),
+            created_ms: crate::clock::ms_of(g.created) as u64,
             in_flight: g.in_flight(),
             plugins: g.plugin_infos(),
             templates: g.views.stats(),

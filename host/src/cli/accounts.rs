@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use crate::accounts::db::{Pool, now_ms};
+use crate::accounts::db::Pool;
 use crate::accounts::keys;
 use crate::accounts::users::{self, parse_role};
 use crate::bindings::types::Role;
@@ -179,7 +179,7 @@ pub async fn key(args: DbArgs, command: KeyCommand) -> Result<ExitCode> {
             let role = role.as_deref().map(parse_role).transpose()?;
             let expires = expires
                 .as_deref()
-                .map(|e| keys::parse_expiry(e, now_ms()))
+                .map(|e| keys::parse_expiry(e, crate::clock::unix_ms()))
                 .transpose()?;
             let new = keys::create(&db, &user, role, &scopes, expires).await?;
             let detail = format!(
@@ -200,7 +200,7 @@ pub async fn key(args: DbArgs, command: KeyCommand) -> Result<ExitCode> {
                 "{:<16}  {:<12}  {:<20}  {:<5}  {:<7}  {:<12}  {:<12}  SCOPES",
                 "ID", "PREFIX", "OWNER", "ROLE", "STATE", "EXPIRES", "LAST USED"
             );
-            let now = now_ms();
+            let now = crate::clock::unix_ms();
             for k in keys::list(&db, user.as_deref()).await? {
                 let state = if k.revoked {
                     "revoked"

@@ -13,7 +13,6 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat, Overrides};
-use crate::generation::manifest::{method_str, role_str};
 use crate::server::Server;
 
 /// Runs REST and admin HTTP handlers as WebAssembly component plugins.
@@ -260,9 +259,9 @@ fn route_table(m: &crate::generation::manifest::Manifest) -> String {
     let mut rows = vec![["METHOD", "PATH", "ROLE", "VIEW", "SUMMARY"].map(String::from)];
     for r in &m.routes {
         rows.push([
-            method_str(r.method).to_owned(),
+            r.method.as_str().to_owned(),
             r.path.to_string(),
-            role_str(r.role).to_owned(),
+            r.role.as_str().to_owned(),
             r.view.clone().unwrap_or_else(|| "-".into()),
             r.summary.clone(),
         ]);

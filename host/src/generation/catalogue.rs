@@ -5,21 +5,43 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::generation::manifest::{Manifest, method_str, role_str};
+use crate::bindings::types::Method;
+use crate::generation::manifest::Manifest;
 use crate::generation::views::{RenderError, Views};
 
-/// One route as the catalogue lists it.
+/// One route as the catalogue, the admin routes page and the admin plugin page list it.
 #[derive(Debug, Serialize)]
-struct Entry<'a> {
-    plugin: &'a str,
-    version: &'a str,
-    method: &'static str,
-    path: &'a str,
-    role: &'static str,
-    summary: &'a str,
-    view: Option<&'a str>,
-    /// A plain GET without parameters: the HTML page links it.
-    link: bool,
+pub struct RouteRow<'a> {
+    pub plugin: &'a str,
+    pub version: &'a str,
+    pub method: &'static str,
+    pub path: &'a str,
+    pub role: &'static str,
+    pub summary: &'a str,
+    pub view: Option<&'a str>,
+    /// A plain GET without parameters: a page may link it.
+    pub link: bool,
+}
+
+/// Every route of `manifests`, ordered by path and method.
+pub fn route_rows<'a>(manifests: impl IntoIterator<Item = &'a Manifest>) -> Vec<RouteRow<'a>> {
+    let mut rows: Vec<RouteRow<'a>> = manifests
+        .into_iter()
+        .flat_map(|m| {
+            m.routes.iter().map(|r| RouteRow {
+                plugin: &m.name,
+                version: &m.version,
+                method: r.method.as_str(),
+                path: r.path.as_str(),
+                role: r.role.as_str(),
+                summary: &r.summary,
+                view: r.view.as_deref(),
+                link: r.method == Method::Get && !r.path.as_str().contains('{'),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.path, a.method).cmp(&(b.path, b.method)));
+    rows
 }
 
 #[derive(Debug, Serialize)]
@@ -33,7 +55,7 @@ struct PluginEntry<'a> {
 struct Listing<'a> {
     generation: u64,
     plugins: Vec<PluginEntry<'a>>,
-    routes: Vec<Entry<'a>>,
+    routes: Vec<RouteRow<'a>>,
 }
 
 /// Both representations of a generation's catalogue, ready to send.
@@ -46,22 +68,7 @@ pub struct Catalogue {
 impl Catalogue {
     /// Build the catalogue of generation `id` from its manifests, rendering `catalogue.html` once.
     pub fn build(id: u64, manifests: &[&Manifest], views: &Views) -> Result<Self, RenderError> {
-        let mut routes: Vec<Entry<'_>> = manifests
-            .iter()
-            .flat_map(|m| {
-                m.routes.iter().map(|r| Entry {
-                    plugin: &m.name,
-                    version: &m.version,
-                    method: method_str(r.method),
-                    path: r.path.as_str(),
-                    role: role_str(r.role),
-                    summary: &r.summary,
-                    view: r.view.as_deref(),
-                    link: method_str(r.method) == "GET" && !r.path.as_str().contains('{'),
-                })
-            })
-            .collect();
-        routes.sort_by(|a, b| (a.path, a.method).cmp(&(b.path, b.method)));
+        let routes = route_rows(manifests.iter().copied());
         let listing = Listing {
             generation: id,
             plugins: manifests

@@ -75,48 +75,12 @@ pub enum ManifestError {
     ReservedName(String),
 }
 
-/// The wire name of a method.
-pub fn method_str(m: Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
-    }
-}
-
-/// The contract's method for an HTTP method, if it has one.
-pub fn method_from_http(m: &http::Method) -> Option<Method> {
-    Some(match *m {
-        http::Method::GET => Method::Get,
-        http::Method::HEAD => Method::Head,
-        http::Method::POST => Method::Post,
-        http::Method::PUT => Method::Put,
-        http::Method::PATCH => Method::Patch,
-        http::Method::DELETE => Method::Delete,
-        http::Method::OPTIONS => Method::Options,
-        _ => return None,
-    })
-}
-
-/// The lowercase name of a role.
-pub fn role_str(r: Role) -> &'static str {
-    match r {
-        Role::Anonymous => "anonymous",
-        Role::User => "user",
-        Role::Admin => "admin",
-    }
-}
-
 fn ser_method<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(method_str(*m))
+    s.serialize_str(m.as_str())
 }
 
 fn ser_role<S: serde::Serializer>(r: &Role, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(role_str(*r))
+    s.serialize_str(r.as_str())
 }
 
 fn ser_pattern<S: serde::Serializer>(p: &PathPattern, s: S) -> Result<S::Ok, S::Error> {
@@ -168,7 +132,7 @@ impl Manifest {
         let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
         for r in raw.routes {
             let path = PathPattern::parse(&r.path)?;
-            let method = method_str(r.method);
+            let method = r.method.as_str();
             if is_reserved(&path) {
                 return Err(ManifestError::Reserved {
                     method,

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod views;
 pub mod warm;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +32,6 @@ use crate::config::{Config, Limits};
 use cache::CompileCache;
 use catalogue::Catalogue;
 use invoke::{CallError, Callable, HostState};
-use manifest::method_str;
 use plugin::{LoadContext, LoadError, LoadedPlugin};
 use routes::{RouteTable, Target};
 use views::{PluginTemplates, RenderError, TemplateError, Views};
@@ -234,6 +234,68 @@ impl<'c> Loader<'c> {
     }
 }
 
+/// Refuse two plugins with the same name (naming both files).
+fn check_unique_names(plugins: &[LoadedPlugin]) -> Result<(), BuildError> {
+    let mut seen: HashMap<&str, &LoadedPlugin> = HashMap::with_capacity(plugins.len());
+    for p in plugins {
+        if let Some(first) = seen.insert(&p.manifest.name, p) {
+            return Err(BuildError::DuplicateName {
+                name: p.manifest.name.clone(),
+                first: first.file.clone(),
+                second: p.file.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every plugin's routes in one table; the first conflict (same method, same shape) names both claims.
+fn route_table(plugins: &[LoadedPlugin]) -> Result<RouteTable, BuildError> {
+    let mut routes = RouteTable::default();
+    for (pi, p) in plugins.iter().enumerate() {
+        for (ri, r) in p.manifest.routes.iter().enumerate() {
+            let target = Target {
+                plugin: pi,
+                route: ri,
+            };
+            let Err(conflict) = routes.insert(r.method, r.path.clone(), target) else {
+                continue;
+            };
+            let first = &plugins[conflict.existing.plugin];
+            let claim = |path: String, plugin: &LoadedPlugin| {
+                Box::new(RouteClaim {
+                    path,
+                    plugin: plugin.manifest.name.clone(),
+                    file: plugin.file.clone(),
+                })
+            };
+            let first_path = first.manifest.routes[conflict.existing.route]
+                .path
+                .to_string();
+            return Err(BuildError::RouteConflict {
+                method: r.method.as_str(),
+                first: claim(first_path, first),
+                second: claim(r.path.to_string(), p),
+            });
+        }
+    }
+    Ok(routes)
+}
+
+/// After a successful build: drop cache entries no loaded plugin uses any more (on a blocking thread,
+/// since it is file I/O).
+fn prune_cache(cache: &CompileCache, plugins: &[LoadedPlugin]) {
+    let cache = cache.clone();
+    let keep: Vec<String> = plugins.iter().map(|p| p.hash.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+        let removed = cache.prune(&keep, CACHE_KEEP_UNUSED);
+        if removed > 0 {
+            tracing::info!(removed, "pruned the compile cache");
+        }
+    });
+}
+
 impl Generation {
     /// Build generation `id` from the plugins directory named in `config`.
     pub async fn build(id: u64, config: &Config) -> Result<Self, BuildError> {
@@ -255,63 +317,14 @@ impl Generation {
             return Err(BuildError::Plugins(errors));
         }
 
-        for (i, p) in plugins.iter().enumerate() {
-            if let Some(first) = plugins[..i]
-                .iter()
-                .find(|q| q.manifest.name == p.manifest.name)
-            {
-                return Err(BuildError::DuplicateName {
-                    name: p.manifest.name.clone(),
-                    first: first.file.clone(),
-                    second: p.file.clone(),
-                });
-            }
-        }
-
-        let mut routes = RouteTable::default();
-        for (pi, p) in plugins.iter().enumerate() {
-            for (ri, r) in p.manifest.routes.iter().enumerate() {
-                let target = Target {
-                    plugin: pi,
-                    route: ri,
-                };
-                if let Err(conflict) = routes.insert(r.method, r.path.clone(), target) {
-                    let first = &plugins[conflict.existing.plugin];
-                    return Err(BuildError::RouteConflict {
-                        method: method_str(r.method),
-                        first: Box::new(RouteClaim {
-                            path: first.manifest.routes[conflict.existing.route]
-                                .path
-                                .to_string(),
-                            plugin: first.manifest.name.clone(),
-                            file: first.file.clone(),
-                        }),
-                        second: Box::new(RouteClaim {
-                            path: r.path.to_string(),
-                            plugin: p.manifest.name.clone(),
-                            file: p.file.clone(),
-                        }),
-                    });
-                }
-            }
-        }
-
+        check_unique_names(&plugins)?;
+        let routes = route_table(&plugins)?;
         let views = build_views(config, &plugins)?;
         let manifests: Vec<&crate::generation::manifest::Manifest> =
             plugins.iter().map(|p| &p.manifest).collect();
         let catalogue = Catalogue::build(id, &manifests, &views).map_err(BuildError::Catalogue)?;
 
-        // The build succeeded: drop cache entries nothing uses any more (on a blocking thread: file I/O).
-        let cache = loader.cache.clone();
-        let keep: Vec<String> = plugins.iter().map(|p| p.hash.clone()).collect();
-        tokio::task::spawn_blocking(move || {
-            let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-            let removed = cache.prune(&keep, CACHE_KEEP_UNUSED);
-            if removed > 0 {
-                tracing::info!(removed, "pruned the compile cache");
-            }
-        });
-
+        prune_cache(&loader.cache, &plugins);
         Ok(Self {
             id,
             created: SystemTime::now(),
@@ -439,7 +452,7 @@ fn build_views(config: &Config, plugins: &[LoadedPlugin]) -> Result<Views, Build
                 return Err(BuildError::MissingView {
                     plugin: p.manifest.name.clone(),
                     file: p.file.clone(),
-                    method: method_str(r.method),
+                    method: r.method.as_str(),
                     path: r.path.to_string(),
                     view: view.clone(),
                 });

@@ -342,7 +342,7 @@ fn new_environment(fuel: u64) -> Environment<'static> {
     env.add_filter("datetime", |ms: i64| datetime(ms));
     env.add_filter("duration", |ms: i64| duration_text(ms.max(0) as u64));
     env.add_filter("ago", |ms: i64| {
-        duration_text(crate::accounts::db::now_ms().saturating_sub(ms).max(0) as u64) + " ago"
+        duration_text(crate::clock::unix_ms().saturating_sub(ms).max(0) as u64) + " ago"
     });
     env
 }

@@ -21,7 +21,7 @@ use crate::accounts::auth::Principal;
 use crate::app::metrics::RouteLabels;
 use crate::app::state::AppState;
 use crate::generation::Generation;
-use crate::generation::manifest::{Route, method_from_http, method_str};
+use crate::generation::manifest::Route;
 use crate::generation::plugin::LoadedPlugin;
 use crate::generation::routes::{Match, Miss, split_path};
 use crate::http::context::RequestId;
@@ -73,16 +73,16 @@ fn route<'g>(
         )
     };
     let segments = split_path(path).ok_or_else(not_found)?;
-    match generation
-        .routes
-        .lookup(method_from_http(&parts.method), &segments)
-    {
+    match generation.routes.lookup(
+        crate::bindings::types::Method::from_http(&parts.method),
+        &segments,
+    ) {
         Ok(found) => Ok(found),
         Err(Miss::NotFound) => Err(not_found()),
         Err(Miss::MethodNotAllowed(allowed)) => {
             let allow = allowed
                 .iter()
-                .map(|m| method_str(*m))
+                .map(|m| m.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
             let message = format!(
