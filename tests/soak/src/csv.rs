@@ -71,26 +71,9 @@ pub(crate) fn utc_now() -> String {
     utc_date_time(secs)
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM UTC` (the civil-from-days algorithm; no calendar crate).
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
 fn utc_date_time(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let (hour, minute) = ((unix_secs % 86_400) / 3600, (unix_secs % 3600) / 60);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    plugin_host_kit::time::datetime_minutes(unix_secs as i64 * 1000)
 }
 
 #[cfg(test)]
