@@ -4,7 +4,7 @@
 //! scripts, no external resources; colours come from the page's CSS classes, and the `<title>` and
 //! `<desc>` say in words what the lines show.
 
-use std::fmt::Write;
+use plugin_host_kit::svg::{Grid, Scale, Svg, Swatch, XAxis, YAxis, nice_ceiling, steps, ticks};
 
 use crate::app::sampler::Sample;
 
@@ -15,19 +15,6 @@ const RIGHT: f64 = 44.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 40.0;
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// A number of MiB, rounded up to a "nice" axis maximum (1, 2 or 5 times a power of ten).
-fn nice_ceiling(value: f64) -> f64 {
-    if value <= 0.0 {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(value.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * magnitude)
-        .find(|v| *v >= value)
-        .unwrap_or(10.0 * magnitude)
-}
 
 fn minutes_label(ms: u64) -> String {
     let minutes = ms as f64 / 60_000.0;
@@ -40,8 +27,7 @@ fn minutes_label(ms: u64) -> String {
 
 /// The chart of `samples` (oldest first; the last one is "now"). `id` makes the title and description
 /// ids unique on the page.
-pub fn memory_chart(samples: &[Sample], id: &str) -> String {
-    let mut svg = String::with_capacity(8 * 1024 + samples.len() * 40);
+pub(crate) fn memory_chart(samples: &[Sample], id: &str) -> String {
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
         return String::new();
     };
@@ -55,146 +41,136 @@ pub fn memory_chart(samples: &[Sample], id: &str) -> String {
         .map(|s| s.live_generations)
         .max()
         .unwrap_or(1);
-    let reloads = samples
+    let reloaded_at: Vec<u64> = samples
         .windows(2)
         .filter(|w| w[1].generation != w[0].generation)
-        .count();
+        .map(|w| w[1].at_ms)
+        .collect();
     let rss_top = nice_ceiling(max_rss * 1.15);
     let live_top = max_live.max(4) as f64;
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |at_ms: u64| LEFT + (at_ms.saturating_sub(start_ms)) as f64 / span_ms as f64 * plot_w;
-    let y_rss = |mib: f64| TOP + plot_h - mib / rss_top * plot_h;
-    let y_live = |n: usize| TOP + plot_h - n as f64 / live_top * plot_h;
+    let x = Scale::new((start_ms as f64, last.at_ms as f64), (LEFT, WIDTH - RIGHT));
+    let x_at = |at_ms: u64| x.at(at_ms as f64);
+    let y_rss = Scale::new((0.0, rss_top), (HEIGHT - BOTTOM, TOP));
+    let y_live = Scale::new((0.0, live_top), (HEIGHT - BOTTOM, TOP));
 
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{id}-title {id}-desc" xmlns="http://www.w3.org/2000/svg">"#
+    let mut svg = Svg::inline(
+        WIDTH,
+        HEIGHT,
+        &format!(r#"class="chart" role="img" aria-labelledby="{id}-title {id}-desc""#),
     );
-    let _ = write!(
-        svg,
-        r#"<title id="{id}-title">Process memory (RSS) and live generations, last {}</title>"#,
-        minutes_label(span_ms).trim_start_matches('−')
+    svg.element(
+        "title",
+        &format!(r#"id="{id}-title""#),
+        &format!(
+            "Process memory (RSS) and live generations, last {}",
+            minutes_label(span_ms).trim_start_matches('−')
+        ),
     );
-    let _ = write!(
-        svg,
-        r#"<desc id="{id}-desc">{} samples. RSS now {:.1} MiB, lowest {:.1} MiB, highest {:.1} MiB. Live generations now {}, at most {}. Reloads: {}.</desc>"#,
-        samples.len(),
-        rss_mib[rss_mib.len() - 1],
-        min_rss,
-        max_rss,
-        last.live_generations,
-        max_live,
-        reloads
+    svg.element(
+        "desc",
+        &format!(r#"id="{id}-desc""#),
+        &format!(
+            "{} samples. RSS now {:.1} MiB, lowest {:.1} MiB, highest {:.1} MiB. Live generations now {}, at most {}. Reloads: {}.",
+            samples.len(),
+            rss_mib[rss_mib.len() - 1],
+            min_rss,
+            max_rss,
+            last.live_generations,
+            max_live,
+            reloaded_at.len()
+        ),
     );
     // Grid and left axis (MiB): five steps from zero (whole numbers, as the top is 1, 2 or 5 × 10ⁿ).
-    for step in 0..=5 {
-        let value = rss_top * f64::from(step) / 5.0;
-        let yy = y_rss(value);
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}"/><text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            yy + 4.0,
+    svg.y_axis(
+        y_rss,
+        &ticks(0.0, rss_top, rss_top / 5.0),
+        |value| {
             if rss_top < 10.0 {
                 format!("{value:.1}")
             } else {
                 format!("{value:.0}")
             }
-        );
-    }
+        },
+        &YAxis {
+            label_x: LEFT - 6.0,
+            label_attrs: r#"class="axis" text-anchor="end""#,
+            grid: Some(Grid {
+                from_x: LEFT,
+                to_x: WIDTH - RIGHT,
+                attrs: r#"class="grid""#,
+            }),
+        },
+    );
     // Right axis (generations): whole numbers.
-    let live_steps = live_top as usize;
-    for n in (0..=live_steps).step_by(live_steps.div_ceil(4).max(1)) {
-        let _ = write!(
-            svg,
-            r#"<text class="axis" x="{:.1}" y="{:.1}">{n}</text>"#,
-            WIDTH - RIGHT + 6.0,
-            y_live(n) + 4.0
-        );
-    }
+    let live_step = (live_top as usize).div_ceil(4).max(1) as f64;
+    svg.y_axis(
+        y_live,
+        &ticks(0.0, live_top, live_step),
+        |n| format!("{n:.0}"),
+        &YAxis {
+            label_x: WIDTH - RIGHT + 6.0,
+            label_attrs: r#"class="axis""#,
+            grid: None,
+        },
+    );
     // Time axis: five labels, now on the right.
-    for step in 0..=4u64 {
-        let at = start_ms + span_ms * step / 4;
-        let label = if step == 4 {
-            "now".to_owned()
-        } else {
-            minutes_label(last.at_ms - at)
-        };
-        let _ = write!(
-            svg,
-            r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
-            x(at),
-            HEIGHT - BOTTOM + 18.0
-        );
-    }
-    let _ = write!(
-        svg,
-        r#"<text class="axis" x="{LEFT}" y="{:.1}">MiB</text><text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">generations</text>"#,
-        TOP - 4.0,
-        WIDTH - 4.0,
-        TOP - 4.0
+    let times: Vec<(f64, String)> = (0..=4u64)
+        .map(|step| {
+            let at = start_ms + span_ms * step / 4;
+            let label = if step == 4 {
+                "now".to_owned()
+            } else {
+                minutes_label(last.at_ms - at)
+            };
+            (x_at(at), label)
+        })
+        .collect();
+    svg.x_axis(
+        &times,
+        &XAxis {
+            label_y: HEIGHT - BOTTOM + 18.0,
+            label_attrs: r#"class="axis""#,
+            marks: None,
+        },
+    );
+    svg.text((LEFT, TOP - 4.0), r#"class="axis""#, "MiB");
+    svg.text(
+        (WIDTH - 4.0, TOP - 4.0),
+        r#"class="axis" text-anchor="end""#,
+        "generations",
     );
     // Live generations: a step line (the count holds until the next sample).
-    svg.push_str(r#"<polyline class="live" fill="none" points=""#);
-    for (i, s) in samples.iter().enumerate() {
-        if i > 0 {
-            let _ = write!(
-                svg,
-                "{:.1},{:.1} ",
-                x(s.at_ms),
-                y_live(samples[i - 1].live_generations)
-            );
-        }
-        let _ = write!(svg, "{:.1},{:.1} ", x(s.at_ms), y_live(s.live_generations));
-    }
-    svg.push_str(r#""/>"#);
+    let live: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| (x_at(s.at_ms), y_live.at(s.live_generations as f64)))
+        .collect();
+    svg.polyline(&steps(&live), r#"class="live" fill="none""#);
     // RSS.
-    svg.push_str(r#"<polyline class="rss" fill="none" points=""#);
-    for (s, mib) in samples.iter().zip(&rss_mib) {
-        let _ = write!(svg, "{:.1},{:.1} ", x(s.at_ms), y_rss(*mib));
-    }
-    svg.push_str(r#""/>"#);
+    let rss: Vec<(f64, f64)> = samples
+        .iter()
+        .zip(&rss_mib)
+        .map(|(s, mib)| (x_at(s.at_ms), y_rss.at(*mib)))
+        .collect();
+    svg.polyline(&rss, r#"class="rss" fill="none""#);
     // Reloads: a tick where the serving generation changed since the previous sample.
-    svg.push_str(r#"<g class="reloads">"#);
-    for w in samples
-        .windows(2)
-        .filter(|w| w[1].generation != w[0].generation)
-    {
-        let xx = x(w[1].at_ms);
-        let _ = write!(
-            svg,
-            r#"<line class="reload" x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}"/>"#,
-            TOP + 8.0
-        );
+    svg.group(r#"class="reloads""#);
+    for &at in &reloaded_at {
+        let xx = x_at(at);
+        svg.line((xx, TOP), (xx, TOP + 8.0), r#"class="reload""#);
     }
-    svg.push_str("</g>");
-    // Legend.
-    let _ = write!(
-        svg,
-        r#"<g class="legend"><line class="rss" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">RSS (MiB)</text><line class="live" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">live generations</text><line class="reload" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis" x="{:.1}" y="{:.1}">reload</text></g>"#,
-        LEFT,
-        HEIGHT - 8.0,
-        LEFT + 24.0,
-        HEIGHT - 8.0,
-        LEFT + 30.0,
-        HEIGHT - 4.0,
-        LEFT + 130.0,
-        HEIGHT - 8.0,
-        LEFT + 154.0,
-        HEIGHT - 8.0,
-        LEFT + 160.0,
-        HEIGHT - 4.0,
-        LEFT + 280.0,
-        HEIGHT - 14.0,
-        LEFT + 280.0,
-        HEIGHT - 4.0,
-        LEFT + 286.0,
-        HEIGHT - 4.0
-    );
-    svg.push_str("</svg>");
-    svg
+    svg.end_group();
+    // Legend, in a row under the time axis.
+    svg.group(r#"class="legend""#);
+    let mut next = LEFT;
+    for (swatch, text) in [
+        (Swatch::Line(r#"class="rss""#), "RSS (MiB)"),
+        (Swatch::Line(r#"class="live""#), "live generations"),
+        (Swatch::Tick(r#"class="reload""#), "reload"),
+    ] {
+        next = svg.legend_entry((next, HEIGHT - 4.0), swatch, r#"class="axis""#, text);
+    }
+    svg.end_group();
+    svg.finish()
 }
 
 #[cfg(test)]

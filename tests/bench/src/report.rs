@@ -1,9 +1,11 @@
 //! What a side-by-side run prints and draws: one markdown table of every measurement, one of the
 //! ratios against the goals of issue 7, and an SVG bar chart (requests/s and p99 latency by
-//! concurrency), hand-written in the style of the soak chart (tests/soak/src/svg.rs).
+//! concurrency), drawn with the chart primitives the soak chart uses too (plugin_host_kit::svg).
 
 use std::fmt::Write;
 use std::time::Duration;
+
+use plugin_host_kit::svg::{Grid, Scale, Svg, Swatch, XAxis, YAxis, nice_step, short_count, ticks};
 
 use crate::wrk::Figures;
 
@@ -126,21 +128,7 @@ const HALO: &str = r#"stroke="white" stroke-width="3" paint-order="stroke""#;
 
 /// The chart: requests/s (left) and p99 latency (right), grouped by concurrency, one bar per server.
 pub fn svg(title: &str, measurements: &[Measurement], connections: &[u32]) -> String {
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="28" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
+    let mut svg = Svg::file(WIDTH, HEIGHT, title, 28.0);
     legend(&mut svg);
     let value =
         |m: &Measurement, rps: bool| m.figures().map(|f| if rps { f.rps } else { ms(f.p99) });
@@ -151,7 +139,7 @@ pub fn svg(title: &str, measurements: &[Measurement], connections: &[u32]) -> St
         measurements,
         connections,
         |m| value(m, true),
-        short_count,
+        |v| short_count(v, 1),
     );
     panel(
         &mut svg,
@@ -162,24 +150,19 @@ pub fn svg(title: &str, measurements: &[Measurement], connections: &[u32]) -> St
         |m| value(m, false),
         trim_number,
     );
-    svg.push_str("</svg>\n");
-    svg
+    svg.finish()
 }
 
-fn legend(svg: &mut String) {
+fn legend(svg: &mut Svg) {
     let mut x = 80.0;
     for (name, color) in SERVERS.iter().zip(COLORS) {
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{x}" y="46" width="14" height="14" fill="{color}"/>"#
-        );
-        let _ = writeln!(svg, r#"<text x="{}" y="57">{}</text>"#, x + 20.0, name);
-        x += 40.0 + name.len() as f64 * 7.0;
+        let swatch = format!(r#"fill="{color}""#);
+        x = svg.legend_entry((x, 57.0), Swatch::Block(&swatch), "", name);
     }
 }
 
 fn panel(
-    svg: &mut String,
+    svg: &mut Svg,
     (left, right): (f64, f64),
     label: &str,
     measurements: &[Measurement],
@@ -192,36 +175,32 @@ fn panel(
         .filter_map(&value)
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
-    let step = nice_step(max);
+    let step = nice_step(0.0, max, 5.0);
     let top_value = (max / step).ceil() * step;
-    let y = |v: f64| BOTTOM - v / top_value * (BOTTOM - TOP);
-    let mut tick = 0.0;
-    while tick <= top_value + step * 1e-9 {
-        let py = y(tick);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{py:.1}" x2="{right}" y2="{py:.1}" stroke="#e5e5e5"/>"##
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            py + 4.0,
-            format(tick)
-        );
-        tick += step;
-    }
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{left}" y="{TOP}" width="{}" height="{}" fill="none" stroke="#333"/>"##,
-        right - left,
-        BOTTOM - TOP
+    let y = Scale::new((0.0, top_value), (BOTTOM, TOP));
+    svg.y_axis(
+        y,
+        &ticks(0.0, top_value, step),
+        format,
+        &YAxis {
+            label_x: left - 6.0,
+            label_attrs: r#"text-anchor="end""#,
+            grid: Some(Grid {
+                from_x: left,
+                to_x: right,
+                attrs: r##"stroke="#e5e5e5""##,
+            }),
+        },
     );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{label}</text>"#,
-        (left + right) / 2.0,
-        TOP - 12.0
+    svg.rect(
+        (left, TOP),
+        (right - left, BOTTOM - TOP),
+        r##"fill="none" stroke="#333""##,
+    );
+    svg.text(
+        ((left + right) / 2.0, TOP - 12.0),
+        r#"text-anchor="middle" font-weight="bold""#,
+        label,
     );
     let group_width = (right - left) / connections.len().max(1) as f64;
     let bar_width = group_width * 0.8 / SERVERS.len() as f64;
@@ -233,74 +212,48 @@ fn panel(
                 .iter()
                 .find(|m| m.server == s && m.connections == c);
             let Some(v) = found.and_then(&value) else {
-                let _ = writeln!(
-                    svg,
-                    r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#999">n/a</text>"##,
-                    x + bar_width / 2.0,
-                    BOTTOM - 6.0
+                svg.text(
+                    (x + bar_width / 2.0, BOTTOM - 6.0),
+                    r##"text-anchor="middle" fill="#999""##,
+                    "n/a",
                 );
                 continue;
             };
-            let _ = writeln!(
-                svg,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
-                y(v),
-                bar_width - 2.0,
-                BOTTOM - y(v)
+            svg.rect(
+                (x, y.at(v)),
+                (bar_width - 2.0, BOTTOM - y.at(v)),
+                &format!(r#"fill="{color}""#),
             );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10" {HALO}>{}</text>"#,
-                x + bar_width / 2.0 - 1.0,
-                y(v) - 4.0,
-                format(v)
+            svg.text(
+                (x + bar_width / 2.0 - 1.0, y.at(v) - 4.0),
+                &format!(r#"text-anchor="middle" font-size="10" {HALO}"#),
+                &format(v),
             );
         }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">c{c}</text>"#,
-            left + (g as f64 + 0.5) * group_width,
-            BOTTOM + 20.0
-        );
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">wrk connections</text>"#,
-        (left + right) / 2.0,
-        BOTTOM + 42.0
+    let groups: Vec<(f64, String)> = connections
+        .iter()
+        .enumerate()
+        .map(|(g, c)| (left + (g as f64 + 0.5) * group_width, format!("c{c}")))
+        .collect();
+    svg.x_axis(
+        &groups,
+        &XAxis {
+            label_y: BOTTOM + 20.0,
+            label_attrs: "",
+            marks: None,
+        },
+    );
+    svg.text(
+        ((left + right) / 2.0, BOTTOM + 42.0),
+        r#"text-anchor="middle""#,
+        "wrk connections",
     );
 }
 
-/// A step of 1, 2 or 5 × 10^k giving about five ticks over [0, max].
-fn nice_step(max: f64) -> f64 {
-    let rough = max / 5.0;
-    let magnitude = 10f64.powf(rough.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= rough)
-        .unwrap_or(10.0 * magnitude)
-}
-
-/// 25000 → "25k", 12500 → "12.5k".
-fn short_count(value: f64) -> String {
-    if value >= 1e3 {
-        format!("{}k", trim_number(value / 1e3))
-    } else {
-        trim_number(value)
-    }
-}
-
-/// A number without trailing zeros, at most one decimal: 5 → "5", 2.5 → "2.5".
+/// A number with at most one decimal and no trailing zeros: 5 → "5", 2.5 → "2.5".
 fn trim_number(value: f64) -> String {
-    let text = format!("{value:.1}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    plugin_host_kit::svg::trim_number(value, 1)
 }
 
 #[cfg(test)]
@@ -356,7 +309,5 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 1 + 4 + 2 + 3 * 2);
         assert_eq!(svg.matches(">n/a<").count(), 2);
         assert!(svg.contains("side &lt;by&gt; side") && svg.ends_with("</svg>\n"));
-        assert_eq!(short_count(12_500.0), "12.5k");
-        assert_eq!(nice_step(43_000.0), 10_000.0);
     }
 }

@@ -2,7 +2,10 @@
 //! completed requests, with the warm RSS and the tolerance limit as dashed lines and the end of the
 //! warm-up as a dotted one.
 
-use std::fmt::Write;
+use plugin_host_kit::svg::{
+    Grid, Marks, Scale, Svg, Swatch, XAxis, YAxis, nice_step, short_count, steps, ticks,
+    trim_number,
+};
 
 use crate::sampler::Sample;
 
@@ -17,6 +20,8 @@ const GEN_COLOR: &str = "#ff7f0e";
 const MIB: f64 = 1024.0 * 1024.0;
 /// A white outline under label text, so a label stays readable where a series crosses it.
 const HALO: &str = r#"stroke="white" stroke-width="4" paint-order="stroke""#;
+/// About this many tick steps on each axis.
+const STEPS: f64 = 6.0;
 
 /// What the chart shows besides the samples.
 pub(crate) struct ChartInput<'a> {
@@ -25,21 +30,6 @@ pub(crate) struct ChartInput<'a> {
     pub(crate) warm_rss_bytes: Option<u64>,
     pub(crate) tolerance_pct: f64,
     pub(crate) warmup: u64,
-}
-
-/// A linear map from a value range to a pixel range.
-#[derive(Debug, Clone, Copy)]
-struct Scale {
-    from: (f64, f64),
-    to: (f64, f64),
-}
-
-impl Scale {
-    fn at(self, value: f64) -> f64 {
-        let (a, b) = self.from;
-        let span = if b > a { b - a } else { 1.0 };
-        self.to.0 + (value - a) / span * (self.to.1 - self.to.0)
-    }
 }
 
 /// The whole SVG document.
@@ -51,16 +41,9 @@ pub(crate) fn render(input: &ChartInput<'_>) -> String {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let (x_step, _) = nice_step(0.0, x_max);
-    let x = Scale {
-        from: (0.0, x_max),
-        to: (LEFT, RIGHT),
-    };
+    let x = Scale::new((0.0, x_max), (LEFT, RIGHT));
     let (rss_lo, rss_hi, rss_step) = rss_range(input);
-    let rss = Scale {
-        from: (rss_lo, rss_hi),
-        to: (BOTTOM, TOP),
-    };
+    let rss = Scale::new((rss_lo, rss_hi), (BOTTOM, TOP));
     let gen_max = input
         .samples
         .iter()
@@ -68,15 +51,16 @@ pub(crate) fn render(input: &ChartInput<'_>) -> String {
         .max()
         .unwrap_or(1);
     let gen_hi = (gen_max + 1).max(2) as f64;
-    let gens = Scale {
-        from: (0.0, gen_hi),
-        to: (BOTTOM, TOP),
-    };
+    let gens = Scale::new((0.0, gen_hi), (BOTTOM, TOP));
 
-    let mut svg = String::new();
-    open_document(&mut svg, input.title);
-    x_axis(&mut svg, x, x_max, x_step);
-    rss_axis(&mut svg, rss, rss_lo, rss_hi, rss_step);
+    let mut svg = Svg::file(WIDTH, HEIGHT, input.title, 30.0);
+    svg.rect(
+        (LEFT, TOP),
+        (RIGHT - LEFT, BOTTOM - TOP),
+        r##"fill="none" stroke="#333""##,
+    );
+    x_axis(&mut svg, x, x_max);
+    rss_axis(&mut svg, rss, ticks(rss_lo, rss_hi, rss_step));
     generations_axis(&mut svg, gens, gen_hi);
     reference_lines(&mut svg, input, x, rss);
     series(
@@ -98,181 +82,144 @@ pub(crate) fn render(input: &ChartInput<'_>) -> String {
         true,
     );
     legend(&mut svg);
-    svg.push_str("</svg>\n");
-    svg
+    svg.finish()
 }
 
-fn open_document(svg: &mut String, title: &str) {
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+fn x_axis(svg: &mut Svg, x: Scale, x_max: f64) {
+    let labels: Vec<(f64, String)> = ticks(0.0, x_max, nice_step(0.0, x_max, STEPS))
+        .into_iter()
+        .map(|tick| (x.at(tick), short_count(tick, 2)))
+        .collect();
+    svg.x_axis(
+        &labels,
+        &XAxis {
+            label_y: BOTTOM + 20.0,
+            label_attrs: "",
+            marks: Some(Marks {
+                axis_y: BOTTOM,
+                length: 5.0,
+                attrs: r##"stroke="#333""##,
+            }),
+        },
     );
-    let _ = writeln!(
-        svg,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="30" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none" stroke="#333"/>"##,
-        RIGHT - LEFT,
-        BOTTOM - TOP
-    );
-}
-
-fn x_axis(svg: &mut String, x: Scale, x_max: f64, step: f64) {
-    for tick in ticks(0.0, x_max, step) {
-        let px = x.at(tick);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{px:.1}" y1="{BOTTOM}" x2="{px:.1}" y2="{}" stroke="#333"/>"##,
-            BOTTOM + 5.0
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            BOTTOM + 20.0,
-            short_count(tick)
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">requests completed</text>"#,
-        (LEFT + RIGHT) / 2.0,
-        BOTTOM + 45.0
+    svg.text(
+        ((LEFT + RIGHT) / 2.0, BOTTOM + 45.0),
+        r#"text-anchor="middle""#,
+        "requests completed",
     );
 }
 
-fn rss_axis(svg: &mut String, rss: Scale, lo: f64, hi: f64, step: f64) {
-    for tick in ticks(lo, hi, step) {
-        let py = rss.at(tick);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{RIGHT}" y2="{py:.1}" stroke="#e5e5e5"/>"##
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end" fill="{RSS_COLOR}">{}</text>"#,
-            LEFT - 8.0,
-            py + 4.0,
-            trim_number(tick)
-        );
-    }
+fn rss_axis(svg: &mut Svg, rss: Scale, ticks: Vec<f64>) {
+    svg.y_axis(
+        rss,
+        &ticks,
+        |tick| trim_number(tick, 2),
+        &YAxis {
+            label_x: LEFT - 8.0,
+            label_attrs: &format!(r#"text-anchor="end" fill="{RSS_COLOR}""#),
+            grid: Some(Grid {
+                from_x: LEFT,
+                to_x: RIGHT,
+                attrs: r##"stroke="#e5e5e5""##,
+            }),
+        },
+    );
     vertical_label(svg, 25.0, "RSS (MiB)", RSS_COLOR);
 }
 
-fn generations_axis(svg: &mut String, gens: Scale, hi: f64) {
-    let (step, _) = nice_step(0.0, hi);
-    for tick in ticks(0.0, hi, step.max(1.0)) {
-        let py = gens.at(tick);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{:.1}" fill="{GEN_COLOR}">{tick}</text>"#,
-            RIGHT + 8.0,
-            py + 4.0
-        );
-    }
+fn generations_axis(svg: &mut Svg, gens: Scale, hi: f64) {
+    let step = nice_step(0.0, hi, STEPS).max(1.0);
+    svg.y_axis(
+        gens,
+        &ticks(0.0, hi, step),
+        |tick| tick.to_string(),
+        &YAxis {
+            label_x: RIGHT + 8.0,
+            label_attrs: &format!(r#"fill="{GEN_COLOR}""#),
+            grid: None,
+        },
+    );
     vertical_label(svg, WIDTH - 25.0, "live generations", GEN_COLOR);
 }
 
-fn vertical_label(svg: &mut String, x: f64, text: &str, color: &str) {
+fn vertical_label(svg: &mut Svg, x: f64, text: &str, color: &str) {
     let y = (TOP + BOTTOM) / 2.0;
-    let _ = writeln!(
-        svg,
-        r#"<text x="{x}" y="{y}" text-anchor="middle" fill="{color}" transform="rotate(-90 {x} {y})">{text}</text>"#
+    svg.text(
+        (x, y),
+        &format!(r#"text-anchor="middle" fill="{color}" transform="rotate(-90 {x} {y})""#),
+        text,
     );
 }
 
 /// Dashed lines at the warm RSS and at warm + tolerance; a dotted line where the warm-up ends.
-fn reference_lines(svg: &mut String, input: &ChartInput<'_>, x: Scale, rss: Scale) {
+fn reference_lines(svg: &mut Svg, input: &ChartInput<'_>, x: Scale, rss: Scale) {
     if let Some(warm) = input.warm_rss_bytes {
         let warm_mib = warm as f64 / MIB;
         let limit_mib = warm_mib * (1.0 + input.tolerance_pct / 100.0);
         let warm_label = format!("warm {warm_mib:.1} MiB");
-        let limit_label = format!("warm + {} %", trim_number(input.tolerance_pct));
+        let limit_label = format!("warm + {} %", trim_number(input.tolerance_pct, 2));
         horizontal_dashed(svg, rss.at(warm_mib), "#666", &warm_label);
         horizontal_dashed(svg, rss.at(limit_mib), "#d62728", &limit_label);
     }
     let px = x.at(input.warmup as f64);
     if px > LEFT && px < RIGHT {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{BOTTOM}" stroke="#999" stroke-dasharray="2,4"/>"##
+        svg.line(
+            (px, TOP),
+            (px, BOTTOM),
+            r##"stroke="#999" stroke-dasharray="2,4""##,
         );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{:.1}" y="{}" fill="#666" {HALO}>warm-up</text>"##,
-            px + 4.0,
-            BOTTOM - 6.0
+        svg.text(
+            (px + 4.0, BOTTOM - 6.0),
+            &format!(r##"fill="#666" {HALO}"##),
+            "warm-up",
         );
     }
 }
 
-fn horizontal_dashed(svg: &mut String, py: f64, color: &str, label: &str) {
-    let _ = writeln!(
-        svg,
-        r#"<line x1="{LEFT}" y1="{py:.1}" x2="{RIGHT}" y2="{py:.1}" stroke="{color}" stroke-dasharray="6,4"/>"#
+fn horizontal_dashed(svg: &mut Svg, py: f64, color: &str, label: &str) {
+    svg.line(
+        (LEFT, py),
+        (RIGHT, py),
+        &format!(r#"stroke="{color}" stroke-dasharray="6,4""#),
     );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{:.1}" text-anchor="end" fill="{color}" {HALO}>{label}</text>"#,
-        RIGHT - 6.0,
-        py - 4.0
+    svg.text(
+        (RIGHT - 6.0, py - 4.0),
+        &format!(r#"text-anchor="end" fill="{color}" {HALO}"#),
+        label,
     );
 }
 
-/// One polyline through the samples that have a value (`steps`: hold each value until the next).
+/// One polyline through the samples that have a value (`hold`: each value holds until the next).
 fn series(
-    svg: &mut String,
+    svg: &mut Svg,
     samples: &[Sample],
     x: Scale,
     value: impl Fn(&Sample) -> Option<f64>,
     y: Scale,
     color: &str,
-    steps: bool,
+    hold: bool,
 ) {
-    let mut points = String::new();
-    let mut previous_y: Option<f64> = None;
-    for sample in samples {
-        let Some(v) = value(sample) else { continue };
-        let (px, py) = (x.at(sample.requests as f64), y.at(v));
-        if let (true, Some(prev)) = (steps, previous_y) {
-            let _ = write!(points, "{px:.1},{prev:.1} ");
-        }
-        let _ = write!(points, "{px:.1},{py:.1} ");
-        previous_y = Some(py);
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|s| Some((x.at(s.requests as f64), y.at(value(s)?))))
+        .collect();
+    let attrs = format!(r#"fill="none" stroke="{color}" stroke-width="2""#);
+    if hold {
+        svg.polyline(&steps(&points), &attrs);
+    } else {
+        svg.polyline(&points, &attrs);
     }
-    let _ = writeln!(
-        svg,
-        r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-        points.trim_end()
-    );
 }
 
-fn legend(svg: &mut String) {
+fn legend(svg: &mut Svg) {
     let entries = [
         (RSS_COLOR, "RSS (MiB, left)"),
         (GEN_COLOR, "live generations (right)"),
     ];
     for (row, (color, text)) in entries.iter().enumerate() {
         let y = TOP + 18.0 + row as f64 * 18.0;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="3"/>"#,
-            LEFT + 12.0,
-            LEFT + 36.0
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}">{text}</text>"#,
-            LEFT + 42.0,
-            y + 4.0
-        );
+        let swatch = format!(r#"stroke="{color}" stroke-width="3""#);
+        svg.legend_entry((LEFT + 12.0, y + 4.0), Swatch::Line(&swatch), "", text);
     }
 }
 
@@ -294,53 +241,10 @@ fn rss_range(input: &ChartInput<'_>) -> (f64, f64, f64) {
         return (0.0, 1.0, 0.2);
     }
     let pad = ((hi - lo) * 0.1).max(hi * 0.02).max(0.5);
-    let (step, _) = nice_step((lo - pad).max(0.0), hi + pad);
+    let step = nice_step((lo - pad).max(0.0), hi + pad, STEPS);
     let lo = ((lo - pad).max(0.0) / step).floor() * step;
     let hi = ((hi + pad) / step).ceil() * step;
     (lo, hi, step)
-}
-
-/// A step of 1, 2 or 5 × 10^k giving about six ticks over [lo, hi]; also the tick count.
-fn nice_step(lo: f64, hi: f64) -> (f64, usize) {
-    let span = (hi - lo).max(f64::MIN_POSITIVE);
-    let rough = span / 6.0;
-    let magnitude = 10f64.powf(rough.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= rough)
-        .unwrap_or(10.0 * magnitude);
-    (step, (span / step).floor() as usize + 1)
-}
-
-/// Multiples of `step` in [lo, hi].
-fn ticks(lo: f64, hi: f64, step: f64) -> Vec<f64> {
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step + 1e-9).floor() as i64;
-    (first..=last).map(|i| i as f64 * step).collect()
-}
-
-/// 250000 → "250k", 1000000 → "1M".
-fn short_count(value: f64) -> String {
-    if value >= 1e6 {
-        format!("{}M", trim_number(value / 1e6))
-    } else if value >= 1e3 {
-        format!("{}k", trim_number(value / 1e3))
-    } else {
-        trim_number(value)
-    }
-}
-
-/// A number without trailing zeros: 5 → "5", 2.5 → "2.5", 0.125 → "0.13".
-fn trim_number(value: f64) -> String {
-    let text = format!("{value:.2}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -349,15 +253,6 @@ mod tests {
 
     fn sample(requests: u64, mib: u64, gens: u64) -> Sample {
         Sample::for_test(requests, mib, gens)
-    }
-
-    #[test]
-    fn ticks_are_round_numbers() {
-        assert_eq!(nice_step(0.0, 200_000.0).0, 50_000.0);
-        assert_eq!(ticks(0.0, 200_000.0, 50_000.0).len(), 5);
-        assert_eq!(short_count(250_000.0), "250k");
-        assert_eq!(short_count(1_000_000.0), "1M");
-        assert_eq!(trim_number(2.50), "2.5");
     }
 
     #[test]
