@@ -314,7 +314,7 @@ async fn without_an_admin_a_random_bootstrap_secret_is_logged() {
     // The line is written before "listening"; the reader thread may still be catching up.
     let mut logged = String::new();
     for _ in 0..100 {
-        logged = host.stderr.lock().unwrap().clone();
+        logged = host.stderr();
         if logged.contains("bootstrap_secret=") {
             break;
         }

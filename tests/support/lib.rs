@@ -4,12 +4,11 @@
 //! The plugins are built by `make plugins` (which `make test` runs first); a test that cannot find them
 //! says so instead of failing obscurely.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub mod browser;
 pub mod pages;
@@ -18,6 +17,7 @@ use plugin_host::app::state::AppState;
 use plugin_host::bindings::types::Role;
 use plugin_host::config::Config;
 use plugin_host::server::Server;
+use plugin_host_kit::process::{ChildProcess, Ready};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -266,13 +266,10 @@ pub fn request_stream(
     })
 }
 
-/// The `plugin-host` binary running as a child process.
+/// The `plugin-host` binary running as a child process; killed when dropped.
 pub struct HostProcess {
-    pub child: Child,
+    pub child: ChildProcess,
     pub addr: SocketAddr,
-    /// Everything the process wrote to stderr so far (drained by a thread so the pipe never fills).
-    pub stderr: Arc<std::sync::Mutex<String>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What a `plugin-host` process that exited printed.
@@ -282,6 +279,20 @@ pub struct Exited {
     pub stderr: String,
 }
 
+/// The line `plugin-host serve` prints once it accepts connections, up to the address.
+const LISTENING: &str = "plugin-host listening on http://";
+
+/// `plugin-host ARGS`, with what the calling shell has in its environment that would change a test
+/// removed: tests set up bootstrap themselves.
+fn host_command(args: &[&str], log_level: &str) -> Command {
+    let mut command = Command::new(host_bin());
+    command
+        .args(args)
+        .env("RUST_LOG", log_level)
+        .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET");
+    command
+}
+
 /// Run `plugin-host ARGS` to completion (bounded by `limit`).
 pub fn run_host(args: &[&str], limit: Duration) -> Exited {
     run_host_with_stdin(args, None, limit)
@@ -289,53 +300,13 @@ pub fn run_host(args: &[&str], limit: Duration) -> Exited {
 
 /// Run `plugin-host ARGS` with `stdin` as its standard input (none: empty), bounded by `limit`.
 pub fn run_host_with_stdin(args: &[&str], stdin: Option<&str>, limit: Duration) -> Exited {
-    let mut child = Command::new(host_bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        use std::io::Write;
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            child.kill().ok();
-            panic!("plugin-host {args:?} did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let name = format!("plugin-host {args:?}");
+    let out = plugin_host_kit::process::run(host_command(args, "warn"), &name, stdin, limit)
+        .unwrap_or_else(|e| panic!("{e}"));
     Exited {
-        status,
-        stdout,
-        stderr,
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
 }
 
@@ -347,59 +318,24 @@ impl HostProcess {
 
     /// [`HostProcess::serve`] with extra environment variables.
     pub fn serve_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(host_bin())
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            // Tests read info-level lines, and set up bootstrap themselves: what the calling shell
-            // has in its environment must not change either.
-            .env("RUST_LOG", "info")
-            .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("plugin-host listening on http://") {
-                    tx.send(addr.parse::<SocketAddr>().unwrap()).ok();
-                }
-            }
-        });
-        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        let stderr_reader = std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                child.kill().ok();
-                child.wait().ok();
-                stderr_reader.join().ok();
-                panic!(
-                    "plugin-host did not start listening: {}",
-                    stderr.lock().unwrap()
-                );
-            }
+        let mut command = host_command(&["serve", "--listen", "127.0.0.1:0"], "info");
+        // Tests read info-level lines.
+        command.args(args).envs(env.iter().copied());
+        let ready = Ready {
+            name: "plugin-host",
+            prefix: LISTENING,
+            on_stderr: false,
+            within: Duration::from_secs(60),
+            keep_lines: None,
         };
-        Self {
-            child,
-            addr,
-            stderr,
-            stderr_reader: Some(stderr_reader),
-        }
+        let (child, addr) = ChildProcess::start(command, &ready, |rest| rest.parse().ok())
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self { child, addr }
+    }
+
+    /// Everything the process wrote to stderr so far (a thread drains it, so the pipe never fills).
+    pub fn stderr(&self) -> String {
+        self.child.stderr().text()
     }
 
     /// `http://ADDR/path`.
@@ -409,43 +345,17 @@ impl HostProcess {
 
     /// Send SIGKILL (no chance to clean up: a crash).
     pub fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.child.kill();
     }
 
     /// Send SIGTERM.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.child.terminate().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Wait (bounded) for the process to exit; returns its status and what it wrote to stderr.
-    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > limit {
-                self.child.kill().ok();
-                panic!("plugin-host did not exit within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if let Some(reader) = self.stderr_reader.take() {
-            reader.join().ok();
-        }
-        let stderr = self.stderr.lock().unwrap().clone();
-        (status, stderr)
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+    pub fn wait(self, limit: Duration) -> (ExitStatus, String) {
+        let stopped = self.child.wait(limit).unwrap_or_else(|e| panic!("{e}"));
+        (stopped.status, stopped.stderr.text())
     }
 }

@@ -2,15 +2,16 @@
 //! it prints when it accepts connections, its output drained for as long as it runs, and its peak RSS
 //! read from `/proc` before it is killed.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use plugin_host_kit::process::{ChildProcess, Ready};
 
 /// How long a server may take to print its address (wasmtime serve compiles the component first).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Stderr lines kept for an error message (wasmtime serve may write one a request).
+const KEEP_LINES: usize = 50;
 
 /// How to start one server.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub struct Spec {
 /// A running server; killed when dropped.
 #[derive(Debug)]
 pub struct Server {
-    child: Child,
+    process: ChildProcess,
     /// `http://127.0.0.1:PORT`
     pub base: String,
 }
@@ -38,58 +39,33 @@ impl Server {
     /// threads until it exits, so it never blocks on a full pipe (wasmtime serve writes to stderr).
     pub fn start(spec: &Spec, cpu: u32) -> Result<Self> {
         let (program, args) = spec.command.split_first().context("empty command")?;
-        let mut child = Command::new("taskset")
+        let mut command = Command::new("taskset");
+        command
             .args(["-c", &cpu.to_string()])
             .arg(program)
             .args(args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {program} (through taskset)"))?;
-        let (lines, found) = mpsc::channel();
-        forward_lines(child.stdout.take().expect("piped stdout"), lines.clone());
-        forward_lines(child.stderr.take().expect("piped stderr"), lines);
-        let mut seen = Vec::new();
-        let base = loop {
-            match found.recv_timeout(READY_TIMEOUT) {
-                Ok(line) => {
-                    if let Some(base) = address_in(&line, &spec.ready_prefix) {
-                        break base;
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    child.kill().ok();
-                    child.wait().ok();
-                    bail!(
-                        "{program} printed no {:?} line; it printed:\n{}",
-                        spec.ready_prefix,
-                        seen.join("\n")
-                    );
-                }
-            }
+            .env_remove("RUST_BACKTRACE");
+        let name = format!("{program} (through taskset)");
+        let ready = Ready {
+            name: &name,
+            prefix: &spec.ready_prefix,
+            on_stderr: true,
+            within: READY_TIMEOUT,
+            keep_lines: Some(KEEP_LINES),
         };
-        Ok(Self { child, base })
+        let (process, base) = ChildProcess::start(command, &ready, address)?;
+        Ok(Self { process, base })
     }
 
     /// The peak resident set size so far (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> Result<u64> {
-        peak_rss_of(self.child.id())
+        peak_rss_of(self.process.id())
     }
 
     /// CPU time (user + system, all threads) the server has used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
-        cpu_time_of(self.child.id())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+        cpu_time_of(self.process.id())
     }
 }
 
@@ -128,26 +104,21 @@ fn vm_hwm(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// `http://HOST:PORT` from a line holding `prefix` then the address (a trailing `/` is dropped).
-fn address_in(line: &str, prefix: &str) -> Option<String> {
-    let rest = &line[line.find(prefix)? + prefix.len()..];
+/// `http://HOST:PORT` from what follows the ready prefix on its line (a trailing `/` is dropped).
+fn address(rest: &str) -> Option<String> {
     let address = rest.split_whitespace().next()?.trim_end_matches('/');
     address.starts_with("http://").then(|| address.to_owned())
-}
-
-fn forward_lines(stream: impl Read + Send + 'static, to: mpsc::Sender<String>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            // Once the address is found nobody listens; keep reading so the server never blocks.
-            to.send(line).ok();
-        }
-    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_host_kit::process::after_prefix;
+
+    /// The address in a line the server prints, as [`Server::start`] finds it.
+    fn address_in(line: &str, prefix: &str) -> Option<String> {
+        address(after_prefix(line, prefix)?)
+    }
 
     #[test]
     fn finds_the_address_each_server_prints() {

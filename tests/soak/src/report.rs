@@ -288,7 +288,7 @@ fn print_host(host: &Stopped) {
         if host.killed { " (killed)" } else { "" },
         host.stderr.lines
     );
-    for line in host.stderr.tail.iter().rev().take(5).rev() {
+    for line in host.stderr.kept.iter().rev().take(5).rev() {
         println!("             | {line}");
     }
 }
