@@ -256,15 +256,8 @@ async fn bootstrap_secret_creates_the_first_admin_once() {
     let data = tempfile::tempdir().unwrap();
     let plugins = example("hello");
     let secret = "a-bootstrap-secret-for-tests";
-    let host = HostProcess::serve_env(
-        &[
-            "--plugins",
-            plugins.parent().unwrap().to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        &[("PLUGIN_HOST_BOOTSTRAP_SECRET", secret)],
-    );
+    let host =
+        HostProcess::serve_bootstrap(plugins.parent().unwrap(), data.path(), Some(secret), &[]);
     let client = reqwest::Client::new();
     let boot = |secret: &str, user: &str| {
         client
@@ -305,12 +298,7 @@ async fn bootstrap_secret_creates_the_first_admin_once() {
 async fn without_an_admin_a_random_bootstrap_secret_is_logged() {
     let data = tempfile::tempdir().unwrap();
     let plugins = example("hello");
-    let host = HostProcess::serve(&[
-        "--plugins",
-        plugins.parent().unwrap().to_str().unwrap(),
-        "--data",
-        data.path().to_str().unwrap(),
-    ]);
+    let host = HostProcess::serve_bootstrap(plugins.parent().unwrap(), data.path(), None, &[]);
     // The line is written before "listening"; the reader thread may still be catching up.
     let mut logged = String::new();
     for _ in 0..100 {

@@ -27,14 +27,11 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 async fn first_run_setup_creates_the_admin_and_signs_in() {
     let data = tempfile::tempdir().unwrap();
     let secret = "a-first-run-secret-for-tests";
-    let host = HostProcess::serve_env(
-        &[
-            "--plugins",
-            example("hello").parent().unwrap().to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        &[("PLUGIN_HOST_BOOTSTRAP_SECRET", secret)],
+    let host = HostProcess::serve_bootstrap(
+        example("hello").parent().unwrap(),
+        data.path(),
+        Some(secret),
+        &[],
     );
     let base = format!("http://{}", host.addr);
     let mut browser = AdminPages::anonymous(&base);
@@ -544,14 +541,11 @@ async fn template_parses(host: &HostProcess) -> u64 {
 async fn admin_pages_never_parse_templates() {
     let data = tempfile::tempdir().unwrap();
     let secret = "a-parse-counting-secret";
-    let host = HostProcess::serve_env(
-        &[
-            "--plugins",
-            example("hello").parent().unwrap().to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        &[("PLUGIN_HOST_BOOTSTRAP_SECRET", secret)],
+    let host = HostProcess::serve_bootstrap(
+        example("hello").parent().unwrap(),
+        data.path(),
+        Some(secret),
+        &[],
     );
     let mut admin = AdminPages::anonymous(&format!("http://{}", host.addr));
     let fields = [

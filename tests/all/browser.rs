@@ -111,17 +111,11 @@ impl Tour {
 async fn an_operator_runs_the_server_from_a_browser() {
     let plugins = plugins_dir_with(&[&example("hello"), &example("status")]);
     let data = tempfile::tempdir().unwrap();
-    let host = HostProcess::serve_env(
-        &[
-            "--plugins",
-            plugins.path().to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        &[
-            ("PLUGIN_HOST_BOOTSTRAP_SECRET", SECRET),
-            ("RUST_LOG", "warn"),
-        ],
+    let host = HostProcess::serve_bootstrap(
+        plugins.path(),
+        data.path(),
+        Some(SECRET),
+        &[("RUST_LOG", "warn")],
     );
     let base = format!("http://{}", host.addr);
     let shots = repo_root().join("target/test-output/admin");

@@ -333,6 +333,21 @@ impl HostProcess {
         Self { child, addr }
     }
 
+    /// A first run: `plugin-host serve` of the plugins in `plugins` on the data directory `data`
+    /// (with no admin yet), whose first admin is created with the bootstrap secret `secret` (given as
+    /// `PLUGIN_HOST_BOOTSTRAP_SECRET`; `None`: the host makes one up and logs it), with `env` besides.
+    pub fn serve_bootstrap(
+        plugins: &Path,
+        data: &Path,
+        secret: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let args = ["--plugins", path_str(plugins), "--data", path_str(data)];
+        let mut env = env.to_vec();
+        env.extend(secret.map(|secret| ("PLUGIN_HOST_BOOTSTRAP_SECRET", secret)));
+        Self::serve_env(&args, &env)
+    }
+
     /// Everything the process wrote to stderr so far (a thread drains it, so the pipe never fills).
     pub fn stderr(&self) -> String {
         self.child.stderr().text()
@@ -358,4 +373,8 @@ impl HostProcess {
         let stopped = self.child.wait(limit).unwrap_or_else(|e| panic!("{e}"));
         (stopped.status, stopped.stderr.text())
     }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
 }
