@@ -178,13 +178,15 @@ impl TestServer {
 
     /// GET `path` with the admin key; status and JSON body.
     pub async fn admin_get_json(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
-        let response = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(&self.admin_key)
-            .send()
-            .await
-            .unwrap();
+        self.admin_json(self.client.get(self.url(path))).await
+    }
+
+    /// Send `request` with the admin key; status and JSON body.
+    async fn admin_json(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = request.bearer_auth(&self.admin_key).send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap())
     }
@@ -196,15 +198,8 @@ impl TestServer {
 
     /// POST `/admin/api/reload`; returns status and the JSON outcome.
     pub async fn reload(&self) -> (reqwest::StatusCode, serde_json::Value) {
-        let response = self
-            .client
-            .post(self.url("/admin/api/reload"))
-            .bearer_auth(&self.admin_key)
-            .send()
+        self.admin_json(self.client.post(self.url("/admin/api/reload")))
             .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap())
     }
 
     /// GET `/metrics` as text.
