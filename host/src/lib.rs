@@ -14,13 +14,13 @@
 //! - [`server`]: the router over all of it, and running it; [`cli`]: the commands.
 
 pub mod accounts;
-pub mod admin;
+mod admin;
 pub mod app;
 pub mod bindings;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod generation;
-pub mod http;
-pub mod request;
+mod http;
+mod request;
 pub mod server;

@@ -132,10 +132,11 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// SHA-256 of `text`, hex: how keys and session ids are stored.
-pub fn sha256_hex(text: &str) -> String {
+/// SHA-256 of `data`, hex: how keys and session ids are stored, and how plugin files are named in
+/// the compile cache and the admin pages.
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(text.as_bytes()))
+    hex(&Sha256::digest(data.as_ref()))
 }
 
 /// Compare two secrets in time that does not depend on where they differ.

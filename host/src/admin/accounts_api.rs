@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,7 +23,7 @@ use crate::http::error::Error;
 use crate::http::respond::no_store;
 
 /// Users, keys and audit: mounted behind the admin guard in [`crate::admin::api`].
-pub fn admin_routes() -> Router<Arc<AppState>> {
+pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/api/users", get(list_users).post(add_user))
         .route("/admin/api/users/{name}", delete(remove_user))
@@ -32,15 +33,38 @@ pub fn admin_routes() -> Router<Arc<AppState>> {
         .route("/admin/api/audit", get(audit_page))
 }
 
-/// Who changed what, for the audit rows of this API.
-struct Change<'a> {
-    state: &'a AppState,
-    who: &'a Principal,
-    client: &'a Client,
+/// Who is making a change, from where: what the change's audit row records. An extractor, so a handler
+/// names it among its arguments (the admin guard has put the caller on the request).
+struct Audit {
+    state: Arc<AppState>,
+    who: Principal,
+    client: Client,
 }
 
-impl Change<'_> {
-    async fn audit(&self, action: &str, target: &str, detail: &str) {
+impl FromRequestParts<Arc<AppState>> for Audit {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Error> {
+        let who = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "an admin route ran without the admin guard",
+                )
+            })?;
+        Ok(Self {
+            state: state.clone(),
+            who,
+            client: Client::of(parts),
+        })
+    }
+}
+
+impl Audit {
+    async fn record(&self, action: &str, target: &str, detail: &str) {
         let db = &self.state.auth.db;
         audit::record_or_log(
             db,
@@ -68,40 +92,28 @@ struct NewUser {
 
 async fn add_user(
     State(state): State<Arc<AppState>>,
-    Extension(who): Extension<Principal>,
-    client: Client,
-    FormOrJson { value: req, .. }: FormOrJson<NewUser>,
+    change: Audit,
+    FormOrJson(req): FormOrJson<NewUser>,
 ) -> Result<Response, Error> {
     let role = parse_role(req.role.as_deref().unwrap_or("user")).map_err(Error::refused)?;
     let user = users::create(&state.auth.db, &req.name, &req.password, role)
         .await
         .map_err(Error::refused)?;
-    let change = Change {
-        state: &state,
-        who: &who,
-        client: &client,
-    };
     change
-        .audit("user.add", &user.name, &format!("role {}", user.role))
+        .record("user.add", &user.name, &format!("role {}", user.role))
         .await;
     Ok((StatusCode::CREATED, Json(json!({ "user": user }))).into_response())
 }
 
 async fn remove_user(
     State(state): State<Arc<AppState>>,
-    Extension(who): Extension<Principal>,
-    client: Client,
+    change: Audit,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
     users::remove(&state.auth.db, &name)
         .await
         .map_err(Error::refused)?;
-    let change = Change {
-        state: &state,
-        who: &who,
-        client: &client,
-    };
-    change.audit("user.remove", &name, "").await;
+    change.record("user.remove", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,20 +124,14 @@ struct NewPassword {
 
 async fn set_password(
     State(state): State<Arc<AppState>>,
-    Extension(who): Extension<Principal>,
-    client: Client,
+    change: Audit,
     Path(name): Path<String>,
-    FormOrJson { value: req, .. }: FormOrJson<NewPassword>,
+    FormOrJson(req): FormOrJson<NewPassword>,
 ) -> Result<StatusCode, Error> {
     users::set_password(&state.auth.db, &name, &req.password)
         .await
         .map_err(Error::refused)?;
-    let change = Change {
-        state: &state,
-        who: &who,
-        client: &client,
-    };
-    change.audit("user.passwd", &name, "").await;
+    change.record("user.passwd", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,8 +161,7 @@ struct NewKeyBody {
 
 async fn create_key(
     State(state): State<Arc<AppState>>,
-    Extension(who): Extension<Principal>,
-    client: Client,
+    change: Audit,
     body: axum::body::Bytes,
 ) -> Result<Response, Error> {
     let req: NewKeyBody = serde_json::from_slice(&body).map_err(|_| {
@@ -185,31 +190,20 @@ async fn create_key(
         info.role,
         info.scopes.join(",")
     );
-    let change = Change {
-        state: &state,
-        who: &who,
-        client: &client,
-    };
-    change.audit("key.create", &info.owner, &detail).await;
+    change.record("key.create", &info.owner, &detail).await;
     Ok(no_store((StatusCode::CREATED, Json(&new)).into_response()))
 }
 
 async fn revoke_key(
     State(state): State<Arc<AppState>>,
-    Extension(who): Extension<Principal>,
-    client: Client,
+    change: Audit,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, Error> {
     let info = keys::revoke(&state.auth.db, &key)
         .await
         .map_err(Error::refused)?;
-    let change = Change {
-        state: &state,
-        who: &who,
-        client: &client,
-    };
     change
-        .audit("key.revoke", &info.owner, &format!("id {}", info.id))
+        .record("key.revoke", &info.owner, &format!("id {}", info.id))
         .await;
     Ok(Json(json!({ "key": info })))
 }

@@ -20,7 +20,7 @@ use crate::app::state::AppState;
 use crate::bindings::types::Role;
 
 /// Routes under `/admin/api` that need the admin role, behind the guard below.
-pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/api/reload", post(reload))
         .route("/admin/api/generations", get(generations))
@@ -137,7 +137,7 @@ async fn generations(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /metrics` in the Prometheus text format.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let body = state.metrics.render(&state.gauges());
     (
         [(

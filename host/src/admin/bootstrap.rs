@@ -25,13 +25,13 @@ use crate::bindings::types::Role;
 use crate::config::Config;
 
 /// The environment variable with an operator-chosen bootstrap secret.
-pub const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
+pub(crate) const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
 /// Shortest bootstrap secret accepted from the environment.
 const MIN_SECRET_CHARS: usize = 16;
 
 /// Open the database (applying migrations) and build what the process keeps: authentication and the
 /// key-value store. Arms the bootstrap secret when no admin exists.
-pub async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
+pub(crate) async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
     let path = config.database_path();
     let db = crate::accounts::db::open(&path).await?;
     tracing::info!(database = %path.display(), "database open");

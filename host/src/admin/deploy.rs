@@ -15,13 +15,13 @@ use std::sync::Arc;
 use crate::app::state::{AppState, ReloadOutcome};
 
 /// The suffix of a disabled plugin's file.
-pub const DISABLED_SUFFIX: &str = ".disabled";
+pub(crate) const DISABLED_SUFFIX: &str = ".disabled";
 /// The largest component an upload may carry.
-pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a change was refused; the directory is as it was.
 #[derive(Debug, thiserror::Error)]
-pub enum DeployError {
+pub(crate) enum DeployError {
     /// The file or the change is not acceptable (422).
     #[error("{0}")]
     Refused(String),
@@ -35,19 +35,17 @@ pub enum DeployError {
 
 /// A change that went through: what was done and the reload that made it live.
 #[derive(Debug)]
-pub struct Deployed {
-    pub message: String,
+pub(crate) struct Deployed {
+    pub(crate) message: String,
     /// The plugin the change was about.
-    pub plugin: String,
-    /// The reload that made it live (none when deleting a disabled file, which needs no reload).
-    pub outcome: Option<Arc<ReloadOutcome>>,
+    pub(crate) plugin: String,
 }
 
 /// A file of the plugins directory as the plugins page lists it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct DisabledFile {
-    pub file: String,
-    pub bytes: u64,
+pub(crate) struct DisabledFile {
+    pub(crate) file: String,
+    pub(crate) bytes: u64,
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> DeployError {
@@ -109,7 +107,7 @@ async fn reload_or_undo(
 
 /// Check `bytes` as a plugin, put it in place and reload. `upload_name` is the uploaded file's name
 /// (only used in messages).
-pub async fn upload(
+pub(crate) async fn upload(
     state: &Arc<AppState>,
     upload_name: &str,
     bytes: bytes::Bytes,
@@ -162,7 +160,6 @@ pub async fn upload(
             outcome.generation
         ),
         plugin: name,
-        outcome: Some(outcome),
     })
 }
 
@@ -247,7 +244,7 @@ fn place(state: &AppState, dir: &Path, temp: &Path, name: &str) -> Result<Placed
 }
 
 /// Rename `X.wasm` to `X.wasm.disabled` and reload.
-pub async fn disable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+pub(crate) async fn disable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
     let dir = &state.config().plugins_dir;
     let file = plain_name(file, ".wasm")?;
@@ -269,12 +266,11 @@ pub async fn disable(state: &Arc<AppState>, file: &str) -> Result<Deployed, Depl
             outcome.generation
         ),
         plugin,
-        outcome: Some(outcome),
     })
 }
 
 /// Rename `X.wasm.disabled` back to `X.wasm` and reload.
-pub async fn enable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+pub(crate) async fn enable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
     let dir = &state.config().plugins_dir;
     let file = plain_name(file, &format!(".wasm{DISABLED_SUFFIX}"))?;
@@ -302,13 +298,12 @@ pub async fn enable(state: &Arc<AppState>, file: &str) -> Result<Deployed, Deplo
             outcome.generation
         ),
         plugin,
-        outcome: Some(outcome),
     })
 }
 
 /// Delete a plugin file: a loaded one is set aside, the directory reloaded, and only then removed; a
 /// disabled one is simply removed (nothing serves it).
-pub async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+pub(crate) async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
     let dir = &state.config().plugins_dir;
     let disabled = file.ends_with(DISABLED_SUFFIX);
@@ -331,7 +326,6 @@ pub async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed, Deplo
         return Ok(Deployed {
             message: format!("Deleted {file}"),
             plugin,
-            outcome: None,
         });
     }
     let aside = dir.join(format!(".{file}.deleted-{}", random_suffix()));
@@ -347,7 +341,6 @@ pub async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed, Deplo
             outcome.generation
         ),
         plugin,
-        outcome: Some(outcome),
     })
 }
 
@@ -366,7 +359,7 @@ fn plugin_of(state: &AppState, file: &Path) -> String {
 }
 
 /// The disabled plugin files in the plugins directory, by name.
-pub fn disabled_files(dir: &Path) -> Vec<DisabledFile> {
+pub(crate) fn disabled_files(dir: &Path) -> Vec<DisabledFile> {
     let mut files: Vec<DisabledFile> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()

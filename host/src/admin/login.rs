@@ -19,9 +19,10 @@ use crate::accounts::sessions;
 use crate::accounts::users::{self, parse_role};
 use crate::app::state::AppState;
 use crate::bindings::types::{AuthMethod, Role};
+use crate::http::error::Error;
 
 /// Login, logout, session and bootstrap: reachable without the admin role.
-pub fn router() -> Router<Arc<AppState>> {
+pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/login", get(login_page).post(login))
         .route("/admin/logout", post(logout))
@@ -33,7 +34,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 /// Where a login form may send the browser: a local path only (no scheme, no `//host`, no backslash).
-pub fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -74,23 +75,29 @@ fn login_form(
     crate::admin::page::render(state, None, "admin/login.html", "Sign in", status, context)
 }
 
-/// Start a session for `user`, set its cookie and send the browser to `next` (a 303).
-pub(crate) async fn start_session(state: &AppState, user: &str, next: &str) -> Response {
+/// A new session for `user`: its CSRF token and the `Set-Cookie` header that stores its id.
+async fn new_session(state: &AppState, user: &str) -> Result<(String, HeaderValue), Error> {
     let auth = &state.auth;
-    let (session_id, _csrf) = match sessions::create(&auth.db, user, auth.clock.now_ms()).await {
-        Ok(s) => s,
-        Err(e) => return crate::http::error::Error::refused(e).into_response(),
-    };
+    let (session_id, csrf) = sessions::create(&auth.db, user, auth.clock.now_ms())
+        .await
+        .map_err(Error::refused)?;
     let cookie = sessions::set_cookie(
         &session_id,
         auth.config.secure_cookies,
         auth.lifetimes().absolute_ms,
     );
+    let cookie = HeaderValue::from_str(&cookie).expect("cookie text is ASCII");
+    Ok((csrf, cookie))
+}
+
+/// Start a session for `user`, set its cookie and send the browser to `next` (a 303).
+pub(crate) async fn start_session(state: &AppState, user: &str, next: &str) -> Response {
+    let (_csrf, cookie) = match new_session(state, user).await {
+        Ok(session) => session,
+        Err(e) => return e.into_response(),
+    };
     let mut response = crate::admin::page::see_other(next);
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
-    );
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
 }
 
@@ -103,7 +110,6 @@ struct LoginBody {
 
 /// `POST /admin/login` (form or JSON): check the password, start a session, set the cookie.
 async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let id = crate::http::context::RequestId::of(&parts);
     let body: LoginBody = match crate::http::context::decode(&parts, &body) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -132,16 +138,8 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
                 StatusCode::UNAUTHORIZED,
             );
         }
-        let mut response = crate::http::error::respond(
-            StatusCode::UNAUTHORIZED,
-            "wrong user name or password",
-            &id,
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"plugin-host\""),
-        );
-        return response;
+        return crate::http::error::Error::unauthorized("wrong user name or password")
+            .into_response();
     };
     auth.limiter.succeeded(&limit_keys);
     tracing::info!(user = %user.name, %client, "login");
@@ -151,26 +149,17 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
     if crate::http::context::is_form(&parts) {
         return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
     }
-    let (session_id, csrf) = match sessions::create(&auth.db, &user.name, auth.clock.now_ms()).await
-    {
-        Ok(s) => s,
-        Err(e) => return crate::http::error::Error::refused(e).into_response(),
+    let (csrf, cookie) = match new_session(&state, &user.name).await {
+        Ok(session) => session,
+        Err(e) => return e.into_response(),
     };
-    let cookie = sessions::set_cookie(
-        &session_id,
-        auth.config.secure_cookies,
-        auth.lifetimes().absolute_ms,
-    );
     let role = parse_role(&user.role).unwrap_or(Role::User);
     // The roles held, without the anonymous one everybody holds.
     let roles: Vec<&str> = role.held().skip(1).map(|r| r.as_str()).collect();
     let mut response =
         Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf }))
             .into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("cookie text is ASCII"),
-    );
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
     crate::http::respond::no_store(response)
 }
 

@@ -2,13 +2,13 @@
 //! under `/admin` (dashboard, plugins with their directory changes, people and keys, audit). The top
 //! tier: it may use every other one.
 
-pub mod accounts_api;
-pub mod api;
-pub mod bootstrap;
-pub mod chart;
-pub mod deploy;
-pub mod login;
-pub mod page;
-pub mod people;
-pub mod plugins;
-pub mod ui;
+pub(crate) mod accounts_api;
+pub(crate) mod api;
+pub(crate) mod bootstrap;
+pub(crate) mod chart;
+pub(crate) mod deploy;
+pub(crate) mod login;
+pub(crate) mod page;
+pub(crate) mod people;
+pub(crate) mod plugins;
+pub(crate) mod ui;

@@ -336,13 +336,7 @@ async fn plugin_page(
     };
     let templates: Vec<minijinja::Value> = generation
         .views
-        .templates()
-        .iter()
-        .filter(|t| {
-            t.name
-                .strip_prefix(name.as_str())
-                .is_some_and(|rest| rest.starts_with('/'))
-        })
+        .templates_of(&name)
         .map(|t| {
             let (overridden, path) = match &t.origin {
                 Origin::Override { path, .. } => (true, Some(path.display().to_string())),

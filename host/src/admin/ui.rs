@@ -35,7 +35,7 @@ const ADMIN_JS: &str = include_str!("../../../templates/admin/admin.js");
 const AUDIT_PAGE: i64 = 50;
 
 /// The UI's routes: pages behind the guard below, and the setup form, login and script outside it.
-pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/routes", get(routes_page))

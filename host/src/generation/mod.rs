@@ -408,17 +408,7 @@ impl Generation {
                 compile_ms: p.compile_time.as_secs_f64() * 1e3,
                 cached: p.cached,
                 routes: p.manifest.routes.len(),
-                templates: self
-                    .views
-                    .templates()
-                    .iter()
-                    .filter(|t| {
-                        t.name
-                            .strip_prefix(p.manifest.name.as_str())
-                            .is_some_and(|rest| rest.starts_with('/'))
-                    })
-                    .cloned()
-                    .collect(),
+                templates: self.views.templates_of(&p.manifest.name).cloned().collect(),
             })
             .collect()
     }

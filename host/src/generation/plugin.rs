@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
@@ -98,12 +97,9 @@ fn check_preamble(bytes: &[u8]) -> Result<(), LoadErrorKind> {
     }
 }
 
-/// The hex SHA-256 of `bytes`.
+/// The hex SHA-256 of `bytes`: a plugin file's identity.
 pub fn content_hash(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::accounts::db::sha256_hex(bytes)
 }
 
 /// What the loader needs besides the file.

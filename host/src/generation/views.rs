@@ -291,6 +291,15 @@ impl Views {
         &self.templates
     }
 
+    /// The templates of plugin `plugin`: those named `plugin/...` (shipped or overridden).
+    pub fn templates_of<'a>(&'a self, plugin: &'a str) -> impl Iterator<Item = &'a TemplateInfo> {
+        self.templates.iter().filter(move |t| {
+            t.name
+                .strip_prefix(plugin)
+                .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
     /// Counts for the admin API: templates, parses (all at build) and renders since.
     pub fn stats(&self) -> ViewStats {
         ViewStats {

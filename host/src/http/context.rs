@@ -16,11 +16,11 @@ use crate::http::error::Error;
 
 /// The request's id: the caller's plain `x-request-id`, or one the router made.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
+pub(crate) struct RequestId(pub Arc<str>);
 
 impl RequestId {
     /// The id of the request `parts` belong to (`-` before the router has given one).
-    pub fn of(parts: &Parts) -> Arc<str> {
+    pub(crate) fn of(parts: &Parts) -> Arc<str> {
         parts
             .extensions
             .get::<RequestId>()
@@ -37,7 +37,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 }
 
 /// The peer's socket address, when the listener recorded it.
-pub fn peer(parts: &Parts) -> Option<SocketAddr> {
+pub(crate) fn peer(parts: &Parts) -> Option<SocketAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -46,11 +46,11 @@ pub fn peer(parts: &Parts) -> Option<SocketAddr> {
 
 /// The client's IP address as text (empty when unknown): what login limits and audit rows record.
 #[derive(Debug, Clone)]
-pub struct Client(pub String);
+pub(crate) struct Client(pub String);
 
 impl Client {
     /// The client of the request `parts` belong to.
-    pub fn of(parts: &Parts) -> Self {
+    pub(crate) fn of(parts: &Parts) -> Self {
         Self(peer(parts).map(|p| p.ip().to_string()).unwrap_or_default())
     }
 }
@@ -64,7 +64,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 }
 
 /// Whether the request body is a URL-encoded form (otherwise it is read as JSON).
-pub fn is_form(parts: &Parts) -> bool {
+pub(crate) fn is_form(parts: &Parts) -> bool {
     parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -73,7 +73,7 @@ pub fn is_form(parts: &Parts) -> bool {
 }
 
 /// Decode a form or JSON body into `T`, as `parts` say it is.
-pub fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, Error> {
     if is_form(parts) {
         let map: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
@@ -89,11 +89,7 @@ pub fn decode<T: DeserializeOwned>(parts: &Parts, body: &[u8]) -> Result<T, Erro
 /// A body that may be a browser's form or a script's JSON, decoded into `T`; a body that is neither
 /// is a 400 that says why.
 #[derive(Debug)]
-pub struct FormOrJson<T> {
-    pub value: T,
-    /// The body was a form (a browser), so the answer may be a page or a redirect.
-    pub from_form: bool,
-}
+pub(crate) struct FormOrJson<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormOrJson<T> {
     type Rejection = Error;
@@ -103,9 +99,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormOrJson<T> {
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|e| Error::bad_request(format!("cannot read the body: {e}")))?;
-        Ok(Self {
-            value: decode(&parts, &bytes)?,
-            from_form: is_form(&parts),
-        })
+        Ok(Self(decode(&parts, &bytes)?))
     }
 }

@@ -13,7 +13,7 @@ use crate::accounts::auth::AuthError;
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct Error {
+pub(crate) struct Error {
     status: StatusCode,
     message: String,
     retry_after: Option<u64>,
@@ -27,7 +27,7 @@ struct Pending(String);
 
 impl Error {
     /// An answer with `status` and `message`.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -37,12 +37,12 @@ impl Error {
     }
 
     /// 400: the request is wrong, and `message` says how.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// 401 with a `WWW-Authenticate: Bearer` challenge.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self {
             bearer_challenge: true,
             ..Self::new(StatusCode::UNAUTHORIZED, message)
@@ -50,7 +50,7 @@ impl Error {
     }
 
     /// 429 for a login lockout, with `Retry-After` in whole seconds (rounded up).
-    pub fn locked_out(wait: Duration) -> Self {
+    pub(crate) fn locked_out(wait: Duration) -> Self {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self {
             retry_after: Some(secs),
@@ -62,32 +62,27 @@ impl Error {
     }
 
     /// 500 whose cause is logged with `what` failed, and not shown.
-    pub fn internal(what: &str, cause: &anyhow::Error) -> Self {
+    pub(crate) fn internal(what: &str, cause: &anyhow::Error) -> Self {
         tracing::error!(error = %format!("{cause:#}"), "{what}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
 
     /// A refused request: 500 for database errors (logged, not shown), else 400 with the reason.
-    pub fn refused(cause: anyhow::Error) -> Self {
+    pub(crate) fn refused(cause: anyhow::Error) -> Self {
         if is_database_error(&cause) {
             return Self::internal("admin request failed", &cause);
         }
         Self::bad_request(format!("{cause:#}"))
     }
 
-    /// The status this error is answered with.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// What the client is told.
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 }
 
 /// Whether `e` comes from the database (logged, never shown) rather than from the request (shown).
-pub fn is_database_error(e: &anyhow::Error) -> bool {
+pub(crate) fn is_database_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.is::<sqlx::Error>())
 }
 
@@ -120,14 +115,14 @@ impl IntoResponse for Error {
 }
 
 /// The JSON error body every host-made error uses.
-pub fn body(message: &str, request_id: &str) -> axum::body::Body {
+pub(crate) fn body(message: &str, request_id: &str) -> axum::body::Body {
     let body = serde_json::json!({ "error": message, "request_id": request_id });
     axum::body::Body::from(body.to_string())
 }
 
 /// Write the body of an [`Error`] answer now that `request_id` is known (called by the router's
 /// request-context layer for every response; others pass through untouched).
-pub fn fill_body(response: &mut Response, request_id: &str) {
+pub(crate) fn fill_body(response: &mut Response, request_id: &str) {
     if let Some(Pending(message)) = response.extensions_mut().remove::<Pending>() {
         *response.body_mut() = body(&message, request_id);
         response.headers_mut().insert(
@@ -139,7 +134,7 @@ pub fn fill_body(response: &mut Response, request_id: &str) {
 
 /// An error answer whose request id is already known (the plugin request path builds its answers
 /// before the request-context layer sees them).
-pub fn respond(status: StatusCode, message: &str, request_id: &str) -> Response {
+pub(crate) fn respond(status: StatusCode, message: &str, request_id: &str) -> Response {
     let mut response = Error::new(status, message).into_response();
     fill_body(&mut response, request_id);
     response

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 
 /// Serve `app` on `listener` until `shutdown` completes; then stop accepting, let open requests finish
 /// for up to `grace`, and return.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,

@@ -2,8 +2,8 @@
 //! ([`context`]), the one error type ([`error`]), content negotiation and negotiated responses (JSON
 //! errors or error pages).
 
-pub mod context;
-pub mod error;
-pub mod listener;
-pub mod negotiate;
-pub mod respond;
+pub(crate) mod context;
+pub(crate) mod error;
+pub(crate) mod listener;
+pub(crate) mod negotiate;
+pub(crate) mod respond;

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, header};
 
 /// The two representations of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Json,
     Html,
 }
@@ -16,7 +16,7 @@ pub enum Format {
 const MAX_RANGES: usize = 32;
 
 /// The format a request asks for.
-pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Format {
+pub(crate) fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Format {
     if let Some(explicit) = query.and_then(format_param) {
         return explicit;
     }

@@ -14,31 +14,31 @@ use crate::http::negotiate::Format;
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 
 /// What a negotiated response needs to know about its request.
-pub struct Reply<'a> {
-    pub format: Format,
-    pub views: &'a Views,
-    pub request_id: &'a str,
-    pub generation: u64,
+pub(crate) struct Reply<'a> {
+    pub(crate) format: Format,
+    pub(crate) views: &'a Views,
+    pub(crate) request_id: &'a str,
+    pub(crate) generation: u64,
 }
 
 /// Facts about the request a page may show (the `page` variable).
-pub struct PageFacts<'a> {
-    pub title: &'a str,
-    pub plugin: &'a str,
-    pub version: &'a str,
-    pub method: &'a str,
-    pub route: &'a str,
-    pub path: &'a str,
+pub(crate) struct PageFacts<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) plugin: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) path: &'a str,
 }
 
 impl Reply<'_> {
     /// An error in the client's format.
-    pub fn error(&self, status: StatusCode, message: &str) -> Response {
+    pub(crate) fn error(&self, status: StatusCode, message: &str) -> Response {
         self.error_allowing(status, message, None)
     }
 
     /// An error in the client's format; `allow` is the methods a 405 page lists.
-    pub fn error_allowing(
+    pub(crate) fn error_allowing(
         &self,
         status: StatusCode,
         message: &str,
@@ -77,7 +77,7 @@ impl Reply<'_> {
 
     /// A plugin's JSON body rendered as a page through `template`. The body's fields are the template's
     /// variables, with `body` (the whole value) and `page` (facts about the request) added.
-    pub fn page(
+    pub(crate) fn page(
         &self,
         template: &str,
         json: &str,
@@ -107,7 +107,7 @@ impl Reply<'_> {
 
 /// Why a plugin's JSON could not become a page.
 #[derive(Debug, thiserror::Error)]
-pub enum PageError {
+pub(crate) enum PageError {
     #[error("body is not valid JSON: {0}")]
     Json(serde_json::Error),
     #[error(transparent)]
@@ -115,12 +115,12 @@ pub enum PageError {
 }
 
 /// An HTML response.
-pub fn html(status: StatusCode, page: impl Into<Body>) -> Response {
+pub(crate) fn html(status: StatusCode, page: impl Into<Body>) -> Response {
     with_type(status, page.into(), HTML)
 }
 
 /// A plain-text response: what a page that cannot be rendered falls back to.
-pub fn plain(status: StatusCode, text: impl Into<Body>) -> Response {
+pub(crate) fn plain(status: StatusCode, text: impl Into<Body>) -> Response {
     with_type(
         status,
         text.into(),
@@ -138,7 +138,7 @@ fn with_type(status: StatusCode, body: Body, content_type: HeaderValue) -> Respo
 }
 
 /// `response` with `Cache-Control: no-store` (sessions, secrets shown once, admin answers).
-pub fn no_store(mut response: Response) -> Response {
+pub(crate) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
