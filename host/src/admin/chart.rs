@@ -25,141 +25,185 @@ fn minutes_label(ms: u64) -> String {
     }
 }
 
+/// What the chart shows of its samples, and where it goes on the canvas.
+struct Frame<'a> {
+    samples: &'a [Sample],
+    last: &'a Sample,
+    span_ms: u64,
+    start_ms: u64,
+    rss_mib: Vec<f64>,
+    min_rss: f64,
+    max_rss: f64,
+    max_live: usize,
+    reloaded_at: Vec<u64>,
+    rss_top: f64,
+    live_top: f64,
+    x: Scale,
+    y_rss: Scale,
+    y_live: Scale,
+}
+
+impl<'a> Frame<'a> {
+    fn new(samples: &'a [Sample]) -> Option<Self> {
+        let (first, last) = (samples.first()?, samples.last()?);
+        let span_ms = (last.at_ms - first.at_ms).max(60_000);
+        let start_ms = last.at_ms - span_ms;
+        let rss_mib: Vec<f64> = samples.iter().map(|s| s.rss_bytes as f64 / MIB).collect();
+        let max_rss = rss_mib.iter().copied().fold(0.0, f64::max);
+        let min_rss = rss_mib.iter().copied().fold(f64::INFINITY, f64::min);
+        let max_live = samples
+            .iter()
+            .map(|s| s.live_generations)
+            .max()
+            .unwrap_or(1);
+        let reloaded_at = samples
+            .windows(2)
+            .filter(|w| w[1].generation != w[0].generation)
+            .map(|w| w[1].at_ms)
+            .collect();
+        let rss_top = nice_ceiling(max_rss * 1.15);
+        let live_top = max_live.max(4) as f64;
+        Some(Self {
+            samples,
+            last,
+            span_ms,
+            start_ms,
+            rss_mib,
+            min_rss,
+            max_rss,
+            max_live,
+            reloaded_at,
+            rss_top,
+            live_top,
+            x: Scale::new((start_ms as f64, last.at_ms as f64), (LEFT, WIDTH - RIGHT)),
+            y_rss: Scale::new((0.0, rss_top), (HEIGHT - BOTTOM, TOP)),
+            y_live: Scale::new((0.0, live_top), (HEIGHT - BOTTOM, TOP)),
+        })
+    }
+
+    fn x_at(&self, at_ms: u64) -> f64 {
+        self.x.at(at_ms as f64)
+    }
+}
+
 /// The chart of `samples` (oldest first; the last one is "now"). `id` makes the title and description
 /// ids unique on the page.
 pub(crate) fn memory_chart(samples: &[Sample], id: &str) -> String {
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+    let Some(frame) = Frame::new(samples) else {
         return String::new();
     };
-    let span_ms = (last.at_ms - first.at_ms).max(60_000);
-    let start_ms = last.at_ms - span_ms;
-    let rss_mib: Vec<f64> = samples.iter().map(|s| s.rss_bytes as f64 / MIB).collect();
-    let max_rss = rss_mib.iter().copied().fold(0.0, f64::max);
-    let min_rss = rss_mib.iter().copied().fold(f64::INFINITY, f64::min);
-    let max_live = samples
-        .iter()
-        .map(|s| s.live_generations)
-        .max()
-        .unwrap_or(1);
-    let reloaded_at: Vec<u64> = samples
-        .windows(2)
-        .filter(|w| w[1].generation != w[0].generation)
-        .map(|w| w[1].at_ms)
-        .collect();
-    let rss_top = nice_ceiling(max_rss * 1.15);
-    let live_top = max_live.max(4) as f64;
-    let x = Scale::new((start_ms as f64, last.at_ms as f64), (LEFT, WIDTH - RIGHT));
-    let x_at = |at_ms: u64| x.at(at_ms as f64);
-    let y_rss = Scale::new((0.0, rss_top), (HEIGHT - BOTTOM, TOP));
-    let y_live = Scale::new((0.0, live_top), (HEIGHT - BOTTOM, TOP));
-
     let mut svg = Svg::inline(
         WIDTH,
         HEIGHT,
         &format!(r#"class="chart" role="img" aria-labelledby="{id}-title {id}-desc""#),
     );
-    svg.element(
-        "title",
-        &format!(r#"id="{id}-title""#),
-        &format!(
-            "Process memory (RSS) and live generations, last {}",
-            minutes_label(span_ms).trim_start_matches('−')
-        ),
+    describe(&mut svg, &frame, id);
+    axes(&mut svg, &frame);
+    lines(&mut svg, &frame);
+    legend(&mut svg);
+    svg.finish()
+}
+
+/// The `<title>` and `<desc>` that say in words what the chart shows.
+fn describe(svg: &mut Svg, f: &Frame<'_>, id: &str) {
+    let span = minutes_label(f.span_ms);
+    let title = format!(
+        "Process memory (RSS) and live generations, last {}",
+        span.trim_start_matches('−')
     );
-    svg.element(
-        "desc",
-        &format!(r#"id="{id}-desc""#),
-        &format!(
-            "{} samples. RSS now {:.1} MiB, lowest {:.1} MiB, highest {:.1} MiB. Live generations now {}, at most {}. Reloads: {}.",
-            samples.len(),
-            rss_mib[rss_mib.len() - 1],
-            min_rss,
-            max_rss,
-            last.live_generations,
-            max_live,
-            reloaded_at.len()
-        ),
+    svg.element("title", &format!(r#"id="{id}-title""#), &title);
+    let desc = format!(
+        "{} samples. RSS now {:.1} MiB, lowest {:.1} MiB, highest {:.1} MiB. Live generations now {}, at most {}. Reloads: {}.",
+        f.samples.len(),
+        f.rss_mib[f.rss_mib.len() - 1],
+        f.min_rss,
+        f.max_rss,
+        f.last.live_generations,
+        f.max_live,
+        f.reloaded_at.len()
     );
-    // Grid and left axis (MiB): five steps from zero (whole numbers, as the top is 1, 2 or 5 × 10ⁿ).
-    svg.y_axis(
-        y_rss,
-        &ticks(0.0, rss_top, rss_top / 5.0),
-        |value| {
-            if rss_top < 10.0 {
-                format!("{value:.1}")
-            } else {
-                format!("{value:.0}")
-            }
-        },
-        &YAxis {
-            label_x: LEFT - 6.0,
-            label_attrs: r#"class="axis" text-anchor="end""#,
-            grid: Some(Grid {
-                from_x: LEFT,
-                to_x: WIDTH - RIGHT,
-                attrs: r#"class="grid""#,
-            }),
-        },
-    );
-    // Right axis (generations): whole numbers.
-    let live_step = (live_top as usize).div_ceil(4).max(1) as f64;
-    svg.y_axis(
-        y_live,
-        &ticks(0.0, live_top, live_step),
-        |n| format!("{n:.0}"),
-        &YAxis {
-            label_x: WIDTH - RIGHT + 6.0,
-            label_attrs: r#"class="axis""#,
-            grid: None,
-        },
-    );
-    // Time axis: five labels, now on the right.
+    svg.element("desc", &format!(r#"id="{id}-desc""#), &desc);
+}
+
+/// MiB on the left (five steps from zero, with the grid), generations on the right, time below.
+fn axes(svg: &mut Svg, f: &Frame<'_>) {
+    let rss_top = f.rss_top;
+    // Whole numbers, as the top is 1, 2 or 5 × 10ⁿ.
+    let mib = |value: f64| {
+        if rss_top < 10.0 {
+            format!("{value:.1}")
+        } else {
+            format!("{value:.0}")
+        }
+    };
+    let grid = Grid {
+        from_x: LEFT,
+        to_x: WIDTH - RIGHT,
+        attrs: r#"class="grid""#,
+    };
+    let left = YAxis {
+        label_x: LEFT - 6.0,
+        label_attrs: r#"class="axis" text-anchor="end""#,
+        grid: Some(grid),
+    };
+    svg.y_axis(f.y_rss, &ticks(0.0, rss_top, rss_top / 5.0), mib, &left);
+    let live_step = (f.live_top as usize).div_ceil(4).max(1) as f64;
+    let right = YAxis {
+        label_x: WIDTH - RIGHT + 6.0,
+        label_attrs: r#"class="axis""#,
+        grid: None,
+    };
+    let whole = |n: f64| format!("{n:.0}");
+    svg.y_axis(f.y_live, &ticks(0.0, f.live_top, live_step), whole, &right);
+    // Five time labels, now on the right.
     let times: Vec<(f64, String)> = (0..=4u64)
         .map(|step| {
-            let at = start_ms + span_ms * step / 4;
+            let at = f.start_ms + f.span_ms * step / 4;
             let label = if step == 4 {
                 "now".to_owned()
             } else {
-                minutes_label(last.at_ms - at)
+                minutes_label(f.last.at_ms - at)
             };
-            (x_at(at), label)
+            (f.x_at(at), label)
         })
         .collect();
-    svg.x_axis(
-        &times,
-        &XAxis {
-            label_y: HEIGHT - BOTTOM + 18.0,
-            label_attrs: r#"class="axis""#,
-            marks: None,
-        },
-    );
+    let below = XAxis {
+        label_y: HEIGHT - BOTTOM + 18.0,
+        label_attrs: r#"class="axis""#,
+        marks: None,
+    };
+    svg.x_axis(&times, &below);
     svg.text((LEFT, TOP - 4.0), r#"class="axis""#, "MiB");
-    svg.text(
-        (WIDTH - 4.0, TOP - 4.0),
-        r#"class="axis" text-anchor="end""#,
-        "generations",
-    );
-    // Live generations: a step line (the count holds until the next sample).
-    let live: Vec<(f64, f64)> = samples
+    let right_label = r#"class="axis" text-anchor="end""#;
+    svg.text((WIDTH - 4.0, TOP - 4.0), right_label, "generations");
+}
+
+/// Live generations as a step line (the count holds until the next sample), RSS, and a tick at the
+/// top wherever the serving generation changed since the previous sample.
+fn lines(svg: &mut Svg, f: &Frame<'_>) {
+    let live: Vec<(f64, f64)> = f
+        .samples
         .iter()
-        .map(|s| (x_at(s.at_ms), y_live.at(s.live_generations as f64)))
+        .map(|s| (f.x_at(s.at_ms), f.y_live.at(s.live_generations as f64)))
         .collect();
     svg.polyline(&steps(&live), r#"class="live" fill="none""#);
-    // RSS.
-    let rss: Vec<(f64, f64)> = samples
+    let rss: Vec<(f64, f64)> = f
+        .samples
         .iter()
-        .zip(&rss_mib)
-        .map(|(s, mib)| (x_at(s.at_ms), y_rss.at(*mib)))
+        .zip(&f.rss_mib)
+        .map(|(s, mib)| (f.x_at(s.at_ms), f.y_rss.at(*mib)))
         .collect();
     svg.polyline(&rss, r#"class="rss" fill="none""#);
-    // Reloads: a tick where the serving generation changed since the previous sample.
     svg.group(r#"class="reloads""#);
-    for &at in &reloaded_at {
-        let xx = x_at(at);
-        svg.line((xx, TOP), (xx, TOP + 8.0), r#"class="reload""#);
+    for &at in &f.reloaded_at {
+        let x = f.x_at(at);
+        svg.line((x, TOP), (x, TOP + 8.0), r#"class="reload""#);
     }
     svg.end_group();
-    // Legend, in a row under the time axis.
+}
+
+/// The legend, in a row under the time axis.
+fn legend(svg: &mut Svg) {
     svg.group(r#"class="legend""#);
     let mut next = LEFT;
     for (swatch, text) in [
@@ -170,7 +214,6 @@ pub(crate) fn memory_chart(samples: &[Sample], id: &str) -> String {
         next = svg.legend_entry((next, HEIGHT - 4.0), swatch, r#"class="axis""#, text);
     }
     svg.end_group();
-    svg.finish()
 }
 
 #[cfg(test)]
