@@ -136,41 +136,47 @@ async fn every_fault_gets_its_status_while_others_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_instance_cap_answers_503_fast_and_spares_other_plugins() {
-    // The slow call holds the only instance for 3 s: ample time for the 503 to overtake it.
-    let (server, _dir) = server(|c| {
-        let faults = c.plugins.get_mut("faults").unwrap();
-        faults.max_instances = Some(1);
-        faults.request_timeout_ms = Some(3000);
+    // The soak fixture's held request keeps the plugin's only instance until the test releases it:
+    // no deadline decides how long the 503 has to arrive.
+    let dir = tempfile::tempdir().unwrap();
+    deploy(dir.path(), &example("hello"), "hello.wasm");
+    deploy(dir.path(), &fixture("soak-a.wasm"), "soak.wasm");
+    let path = dir.path().to_owned();
+    let server = TestServer::start(move |c| {
+        c.plugins_dir = path;
+        let soak = c.plugins.entry("soak".into()).or_default();
+        soak.max_instances = Some(1);
+        soak.request_timeout_ms = Some(60_000);
     })
     .await;
-    let client = server.client.clone();
-    let url = server.url("/faults/slow");
-    let slow = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
-    // Wait until the slow call holds an instance (it counts as in flight before it has one).
     let pool = server.state.current().instance_permits().clone();
     let free = pool.available_permits();
+    let client = server.client.clone();
+    let url = server.url("/soak/hold/cap");
+    let held = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    // Wait until the held call has its instance (it counts as in flight before it has one).
     let started = Instant::now();
     while pool.available_permits() == free {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "the slow call never got an instance"
+            "the held call never got an instance"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let response = server
-        .client
-        .get(server.url("/faults/ok"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.client.get(server.url("/soak")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
-    // Not queued behind the slow call: the 503 came while that call was still running.
-    assert!(!slow.is_finished(), "503 must not queue");
-    assert_eq!(server.state.current().in_flight(), 1);
+    // Not queued behind the held call: that call is still running.
+    assert!(!held.is_finished(), "503 must not queue");
     assert_eq!(server.get_json("/hello/x").await.0, StatusCode::OK);
-    assert_eq!(slow.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(server.get_json("/faults/ok").await.0, StatusCode::OK);
+    server
+        .state
+        .kv()
+        .set("soak", "cap", b"released")
+        .await
+        .unwrap();
+    assert_eq!(held.await.unwrap(), StatusCode::OK);
+    assert_eq!(server.get_json("/soak").await.0, StatusCode::OK);
     server.stop().await;
 }
 

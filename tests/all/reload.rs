@@ -16,7 +16,15 @@ async fn server_with(files: &[(&str, std::path::PathBuf)]) -> (TestServer, tempf
         deploy(dir.path(), source, name);
     }
     let path = dir.path().to_owned();
-    let server = TestServer::start(move |c| c.plugins_dir = path).await;
+    // A held request (`/soak/hold/...`) ends when the test releases it, not at a deadline.
+    let server = TestServer::start(move |c| {
+        c.plugins_dir = path;
+        c.plugins
+            .entry("soak".into())
+            .or_default()
+            .request_timeout_ms = Some(60_000);
+    })
+    .await;
     (server, dir)
 }
 
@@ -427,6 +435,10 @@ async fn reload_is_refused_while_too_many_generations_are_alive() {
     let server = TestServer::start(move |c| {
         c.plugins_dir = path;
         c.limits.max_live_generations = 2;
+        c.plugins
+            .entry("soak".into())
+            .or_default()
+            .request_timeout_ms = Some(60_000);
     })
     .await;
     let slow = hold(&server, "limit").await;

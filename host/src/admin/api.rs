@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::accounts::auth::Principal;
 use crate::app::state::AppState;
 use crate::bindings::types::Role;
+use crate::http::error::Error;
 
 /// Routes under `/admin/api` that need the admin role, behind the guard below.
 pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
@@ -32,23 +33,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 /// Let only admins through; the handlers get the caller as an `Extension<Principal>`. A browser form
 /// (which cannot set headers) may carry the session's CSRF token in its `csrf` field instead of the
 /// `x-csrf-token` header.
-async fn admin_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn admin_access(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, Error> {
     let (mut parts, body) = req.into_parts();
-    let id = crate::http::context::RequestId::of(&parts);
-    let path = parts.uri.path().to_owned();
-    let mut principal = match state.auth.authenticate(&parts).await {
-        Ok(principal) => principal,
-        Err(e) => return crate::http::error::Error::from(e).into_response(),
-    };
-    let body = match form_csrf(&mut principal, &parts, body, &id).await {
-        Ok(body) => body,
-        Err(refused) => return refused,
-    };
-    if let Err(e) = crate::accounts::auth::authorize(&principal, Role::Admin, &path) {
-        return crate::http::error::Error::from(e).into_response();
-    }
+    let mut principal = state.auth.authenticate(&parts).await?;
+    let body = form_csrf(&mut principal, &parts, body).await?;
+    crate::accounts::auth::authorize(&principal, Role::Admin, parts.uri.path())?;
     parts.extensions.insert(principal);
-    next.run(Request::from_parts(parts, body)).await
+    Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
 /// Largest admin form body read to find its CSRF field.
@@ -60,16 +55,14 @@ pub(crate) async fn form_csrf(
     principal: &mut Principal,
     parts: &axum::http::request::Parts,
     body: axum::body::Body,
-    request_id: &str,
-) -> Result<axum::body::Body, Response> {
+) -> Result<axum::body::Body, Error> {
     if !(principal.csrf_failed && crate::http::context::is_form(parts)) {
         return Ok(body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return Err(crate::http::error::respond(
+        return Err(Error::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
-            request_id,
+            format!("admin forms may have at most {MAX_FORM_BYTES} bytes"),
         ));
     };
     let token = form_urlencoded::parse(&bytes)

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,6 +22,9 @@ use crate::accounts::kv::KvStore;
 use crate::app::state::AppState;
 use crate::bindings::types::Role;
 use crate::config::Config;
+use crate::http::context::Client;
+use crate::http::error::Error;
+use crate::http::respond::no_store;
 
 /// The environment variable with an operator-chosen bootstrap secret.
 pub(crate) const SECRET_ENV: &str = "PLUGIN_HOST_BOOTSTRAP_SECRET";
@@ -178,33 +180,23 @@ pub(crate) async fn first_admin(
 /// `POST /admin/api/bootstrap {secret, username, password}`: create the first admin, once.
 pub(crate) async fn bootstrap(
     State(state): State<Arc<AppState>>,
-    parts: Parts,
+    Client(client): Client,
     body: Bytes,
-) -> Response {
-    let id = crate::http::context::RequestId::of(&parts);
-    let client = crate::http::context::Client::of(&parts).0;
-    let Ok(req) = serde_json::from_slice::<BootstrapBody>(&body) else {
-        return crate::http::error::respond(
-            StatusCode::BAD_REQUEST,
-            "expected JSON {\"secret\", \"username\", \"password\"}",
-            &id,
-        );
-    };
-    match first_admin(&state, &req.secret, &req.username, &req.password, &client).await {
-        Ok(user) => {
-            let mut response =
-                (StatusCode::CREATED, axum::Json(json!({ "user": user }))).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(Refusal::Locked(wait)) => crate::http::error::Error::locked_out(wait).into_response(),
-        Err(e @ (Refusal::Closed | Refusal::WrongSecret)) => {
-            crate::http::error::respond(StatusCode::FORBIDDEN, &e.to_string(), &id)
-        }
-        Err(Refusal::Failed(e)) => crate::http::error::Error::refused(e).into_response(),
-    }
+) -> Result<Response, Error> {
+    let req: BootstrapBody = serde_json::from_slice(&body).map_err(|_| {
+        Error::bad_request("expected JSON {\"secret\", \"username\", \"password\"}")
+    })?;
+    let user = first_admin(&state, &req.secret, &req.username, &req.password, &client)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Locked(wait) => Error::locked_out(wait),
+            e @ (Refusal::Closed | Refusal::WrongSecret) => {
+                Error::new(StatusCode::FORBIDDEN, e.to_string())
+            }
+            Refusal::Failed(e) => Error::refused(e),
+        })?;
+    let created = (StatusCode::CREATED, axum::Json(json!({ "user": user })));
+    Ok(no_store(created.into_response()))
 }
 
 #[cfg(test)]

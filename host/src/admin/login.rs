@@ -19,7 +19,9 @@ use crate::accounts::sessions;
 use crate::accounts::users::{self, parse_role};
 use crate::app::state::AppState;
 use crate::bindings::types::{AuthMethod, Role};
+use crate::http::context::{Client, decode, is_form};
 use crate::http::error::Error;
+use crate::http::respond::no_store;
 
 /// Login, logout, session and bootstrap: reachable without the admin role.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -109,50 +111,41 @@ struct LoginBody {
 }
 
 /// `POST /admin/login` (form or JSON): check the password, start a session, set the cookie.
-async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let body: LoginBody = match crate::http::context::decode(&parts, &body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+async fn login(
+    State(state): State<Arc<AppState>>,
+    Client(client): Client,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let body: LoginBody = decode(&parts, &body)?;
     let auth = &state.auth;
-    let client = crate::http::context::Client::of(&parts).0;
     let limit_keys = vec![format!("user:{}", body.username), format!("addr:{client}")];
     if let Some(wait) = auth.limiter.locked(&limit_keys) {
-        return crate::http::error::Error::locked_out(wait).into_response();
+        return Err(Error::locked_out(wait));
     }
-    let user = match users::verify(&auth.db, &body.username, &body.password).await {
-        Ok(user) => user,
-        Err(e) => return crate::http::error::Error::refused(e).into_response(),
-    };
+    let user = users::verify(&auth.db, &body.username, &body.password)
+        .await
+        .map_err(Error::refused)?;
     let Some(user) = user else {
         auth.limiter.failed(&limit_keys);
         tracing::warn!(user = %body.username, %client, "login failed");
         if crate::http::context::is_form(&parts) {
             let next = safe_next(body.next.as_deref());
             let error = Some("Wrong user name or password.");
-            return login_form(
-                &state,
-                next,
-                &body.username,
-                error,
-                StatusCode::UNAUTHORIZED,
-            );
+            let status = StatusCode::UNAUTHORIZED;
+            return Ok(login_form(&state, next, &body.username, error, status));
         }
-        return crate::http::error::Error::unauthorized("wrong user name or password")
-            .into_response();
+        return Err(Error::unauthorized("wrong user name or password"));
     };
     auth.limiter.succeeded(&limit_keys);
     tracing::info!(user = %user.name, %client, "login");
     let actor = format!("user:{}", user.name);
     crate::accounts::audit::record_or_log(&state.auth.db, &actor, "login", &user.name, "", &client)
         .await;
-    if crate::http::context::is_form(&parts) {
-        return start_session(&state, &user.name, safe_next(body.next.as_deref())).await;
+    if is_form(&parts) {
+        return Ok(start_session(&state, &user.name, safe_next(body.next.as_deref())).await);
     }
-    let (csrf, cookie) = match new_session(&state, &user.name).await {
-        Ok(session) => session,
-        Err(e) => return e.into_response(),
-    };
+    let (csrf, cookie) = new_session(&state, &user.name).await?;
     let role = parse_role(&user.role).unwrap_or(Role::User);
     // The roles held, without the anonymous one everybody holds.
     let roles: Vec<&str> = role.held().skip(1).map(|r| r.as_str()).collect();
@@ -160,7 +153,7 @@ async fn login(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) ->
         Json(json!({ "user": user.name, "role": user.role, "roles": roles, "csrf": csrf }))
             .into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
-    crate::http::respond::no_store(response)
+    Ok(no_store(response))
 }
 
 #[derive(Deserialize, Default)]
@@ -169,12 +162,16 @@ struct LogoutBody {
 }
 
 /// `POST /admin/logout`: end the session (CSRF token in `x-csrf-token` or the form field `csrf`).
-async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
-    let id = crate::http::context::RequestId::of(&parts);
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    Client(client): Client,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, Error> {
     let form: LogoutBody = if body.is_empty() {
         LogoutBody::default()
     } else {
-        crate::http::context::decode(&parts, &body).unwrap_or_default()
+        decode(&parts, &body).unwrap_or_default()
     };
     let auth = &state.auth;
     let cookies = parts
@@ -183,13 +180,9 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
         .iter()
         .filter_map(|v| v.to_str().ok());
     if let Some(session_id) = sessions::from_cookies(cookies) {
-        let session =
-            match sessions::lookup(&auth.db, session_id, auth.lifetimes(), auth.clock.now_ms())
-                .await
-            {
-                Ok(s) => s,
-                Err(e) => return crate::http::error::Error::refused(e).into_response(),
-            };
+        let session = sessions::lookup(&auth.db, session_id, auth.lifetimes(), auth.clock.now_ms())
+            .await
+            .map_err(Error::refused)?;
         if let Some(session) = session {
             let token = parts
                 .headers
@@ -197,18 +190,16 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
                 .and_then(|v| v.to_str().ok())
                 .or(form.csrf.as_deref());
             if !token.is_some_and(|t| constant_time_eq(t.as_bytes(), session.csrf.as_bytes())) {
-                return crate::http::error::respond(
+                return Err(Error::new(
                     StatusCode::FORBIDDEN,
                     "missing or wrong CSRF token",
-                    &id,
-                );
+                ));
             }
-            if let Err(e) = sessions::delete(&auth.db, session_id).await {
-                return crate::http::error::Error::refused(e).into_response();
-            }
+            sessions::delete(&auth.db, session_id)
+                .await
+                .map_err(Error::refused)?;
             tracing::info!(user = %session.user, "logout");
             let actor = format!("user:{}", session.user);
-            let client = crate::http::context::Client::of(&parts).0;
             crate::accounts::audit::record_or_log(
                 &state.auth.db,
                 &actor,
@@ -220,7 +211,7 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
             .await;
         }
     }
-    let mut response = if crate::http::context::is_form(&parts) {
+    let mut response = if is_form(&parts) {
         let mut r = StatusCode::SEE_OTHER.into_response();
         r.headers_mut()
             .insert(header::LOCATION, HeaderValue::from_static("/admin/login"));
@@ -233,34 +224,30 @@ async fn logout(State(state): State<Arc<AppState>>, parts: Parts, body: Bytes) -
         HeaderValue::from_str(&sessions::clear_cookie(auth.config.secure_cookies))
             .expect("cookie text is ASCII"),
     );
-    crate::http::respond::no_store(response)
+    Ok(no_store(response))
 }
 
 /// `GET /admin/api/session`: who is calling, their roles, and the session's CSRF token.
-async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Response {
-    let path = parts.uri.path().to_owned();
-    match state.auth.check(&parts, Role::User, &path).await {
-        Ok(p) => {
-            let roles: Vec<&str> = p.roles().into_iter().skip(1).map(|r| r.as_str()).collect();
-            let auth = match p.method {
-                AuthMethod::ApiKey => "api-key",
-                AuthMethod::Session => "session",
-                AuthMethod::None => "none",
-            };
-            crate::http::respond::no_store(
-                Json(json!({
-                    "user": p.subject,
-                    "role": p.role.as_str(),
-                    "roles": roles,
-                    "auth": auth,
-                    "key": p.key_id,
-                    "csrf": p.csrf,
-                }))
-                .into_response(),
-            )
-        }
-        Err(e) => crate::http::error::Error::from(e).into_response(),
-    }
+async fn session(State(state): State<Arc<AppState>>, parts: Parts) -> Result<Response, Error> {
+    let p = state
+        .auth
+        .check(&parts, Role::User, parts.uri.path())
+        .await?;
+    let roles: Vec<&str> = p.roles().into_iter().skip(1).map(|r| r.as_str()).collect();
+    let auth = match p.method {
+        AuthMethod::ApiKey => "api-key",
+        AuthMethod::Session => "session",
+        AuthMethod::None => "none",
+    };
+    let body = json!({
+        "user": p.subject,
+        "role": p.role.as_str(),
+        "roles": roles,
+        "auth": auth,
+        "key": p.key_id,
+        "csrf": p.csrf,
+    });
+    Ok(no_store(Json(body).into_response()))
 }
 
 #[cfg(test)]

@@ -96,9 +96,9 @@ async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next)
             &message,
         );
     }
-    let body = match crate::admin::api::form_csrf(&mut principal, &parts, body, &request_id).await {
+    let body = match crate::admin::api::form_csrf(&mut principal, &parts, body).await {
         Ok(body) => body,
-        Err(refused) => return harden(refused),
+        Err(refused) => return harden(refused.into_response()),
     };
     // An upload is a multipart form: its handler reads the token from the form itself.
     let multipart = parts

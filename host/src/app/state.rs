@@ -149,6 +149,11 @@ impl AppState {
         &self.auth
     }
 
+    /// The plugins' key-value store.
+    pub fn kv(&self) -> &Arc<KvStore> {
+        &self.kv
+    }
+
     /// The generation new requests are served from.
     pub fn current(&self) -> Arc<Generation> {
         self.current.load_full()
