@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use plugin_host::bindings::types::Role;
-use plugin_host_tests::{ADMIN_PASSWORD, ADMIN_USER, TestServer, json_error};
+use plugin_host_tests::{ADMIN_PASSWORD, ADMIN_USER, Fetch, TestServer, json_error};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -82,8 +82,11 @@ async fn no_credentials_is_401_and_too_low_a_role_is_403() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // Open endpoints stay open.
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let response = server.client.get(server.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            server.client.get(server.url(path)).fetch_status().await,
+            StatusCode::OK,
+            "{path}"
+        );
     }
     server.stop().await;
 }
@@ -205,8 +208,10 @@ async fn a_key_is_accepted_in_each_form_and_never_above_its_owner() {
     plugin_host::accounts::users::remove(db, "ada")
         .await
         .unwrap();
-    let response = c.get(&url).bearer_auth(&key).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.get(&url).bearer_auth(&key).fetch_status().await,
+        StatusCode::UNAUTHORIZED
+    );
     server.stop().await;
 }
 
@@ -243,12 +248,8 @@ async fn session_login_csrf_and_logout() {
     let session: Value = c
         .get(server.url("/admin/api/session"))
         .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(session["user"], ADMIN_USER);
     assert_eq!(session["auth"], "session");
     assert_eq!(session["csrf"], csrf.as_str());
@@ -258,7 +259,7 @@ async fn session_login_csrf_and_logout() {
     let reads = c
         .get(server.url("/admin/api/generations"))
         .header("cookie", &cookie);
-    assert_eq!(reads.send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(reads.fetch_status().await, StatusCode::OK);
     let reload = || {
         c.post(server.url("/admin/api/reload"))
             .header("cookie", &cookie)
@@ -266,14 +267,17 @@ async fn session_login_csrf_and_logout() {
     let (status, message) = json_error(reload().send().await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(message.contains("CSRF"), "{message}");
-    let wrong = reload()
-        .header("x-csrf-token", "wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
-    let right = reload().header("x-csrf-token", &csrf).send().await.unwrap();
-    assert_eq!(right.status(), StatusCode::OK);
+    assert_eq!(
+        reload()
+            .header("x-csrf-token", "wrong")
+            .fetch_status()
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        reload().header("x-csrf-token", &csrf).fetch_status().await,
+        StatusCode::OK
+    );
     // A browser form (no custom headers) sends the token as its `csrf` field.
     let form = |fields: &[(&str, &str)]| {
         c.post(server.url("/admin/api/users"))
@@ -281,22 +285,16 @@ async fn session_login_csrf_and_logout() {
             .form(fields)
     };
     let fields = [("name", "formuser"), ("password", "a-long-password")];
-    assert_eq!(
-        form(&fields).send().await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(form(&fields).fetch_status().await, StatusCode::FORBIDDEN);
     let with_token = [fields[0], fields[1], ("csrf", csrf.as_str())];
-    assert_eq!(
-        form(&with_token).send().await.unwrap().status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(form(&with_token).fetch_status().await, StatusCode::CREATED);
     // The same rule on plugin routes: a session write without the token is refused.
     let note = || {
         c.post(server.url("/notes"))
             .header("cookie", &cookie)
             .json(&json!({"title": "x"}))
     };
-    assert_eq!(note().send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(note().fetch_status().await, StatusCode::FORBIDDEN);
     let created = note().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let body: Value = created.json().await.unwrap();
@@ -307,10 +305,7 @@ async fn session_login_csrf_and_logout() {
         c.post(server.url("/admin/logout"))
             .header("cookie", &cookie)
     };
-    assert_eq!(
-        logout().send().await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(logout().fetch_status().await, StatusCode::FORBIDDEN);
     let out = logout().header("x-csrf-token", &csrf).send().await.unwrap();
     assert_eq!(out.status(), StatusCode::OK);
     assert!(
@@ -374,15 +369,16 @@ async fn form_login_redirects_only_to_local_paths() {
         .as_str()
         .unwrap()
         .to_owned();
-    let out = server
-        .client
-        .post(server.url("/admin/logout"))
-        .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        server
+            .client
+            .post(server.url("/admin/logout"))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str())])
+            .fetch_status()
+            .await,
+        StatusCode::SEE_OTHER
+    );
     server.stop().await;
 }
 
@@ -402,7 +398,7 @@ async fn sessions_expire_when_idle_and_absolutely() {
             .client
             .get(server.url("/admin/api/session"))
             .header("cookie", cookie);
-        async move { request.send().await.unwrap().status() }
+        async move { request.fetch_status().await }
     };
     // Idle: 90 s after the last use it still works (and that use counts); 100 s without one end it.
     let (cookie, _) = login(&server, ADMIN_USER, ADMIN_PASSWORD).await;
@@ -482,14 +478,7 @@ async fn failed_logins_are_rate_limited_per_user_and_address() {
 async fn the_database_holds_only_hashes_of_passwords_and_keys() {
     let server = TestServer::examples().await;
     let password = "grep-me-if-you-can-1234";
-    let db = &server.state.auth().db;
-    plugin_host::accounts::users::create(db, "ada", password, Role::User)
-        .await
-        .unwrap();
-    let key = plugin_host::accounts::keys::create(db, "ada", None, &[], None)
-        .await
-        .unwrap()
-        .key;
+    let key = server.add_user_with_key("ada", password, Role::User).await;
     let (cookie, csrf) = login(&server, ADMIN_USER, ADMIN_PASSWORD).await;
     let session_id = cookie.strip_prefix("ph_session=").unwrap().to_owned();
     let data = server.stop_keep_data().await;

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use plugin_host_tests::{HostProcess, TestServer, example, json_error, run_host_with_stdin};
+use plugin_host_tests::{
+    Fetch, HostProcess, TestServer, cli_add_root_admin, example, json_error, run_host_with_stdin,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -15,40 +17,34 @@ async fn admin_changes_write_audit_rows() {
         c.request(method, server.url(path))
             .bearer_auth(&server.admin_key)
     };
-    let created = admin(reqwest::Method::POST, "/admin/api/users")
-        .json(&json!({ "name": "ada", "password": "a-long-password", "role": "user" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(
+        admin(reqwest::Method::POST, "/admin/api/users")
+            .json(&json!({ "name": "ada", "password": "a-long-password", "role": "user" }))
+            .fetch_status()
+            .await,
+        StatusCode::CREATED
+    );
     let key: Value = admin(reqwest::Method::POST, "/admin/api/keys")
         .json(&json!({ "user": "ada", "scopes": ["/notes"], "expires": "30d" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let text = key["key"].as_str().unwrap();
     assert!(text.starts_with("phk_") && text.starts_with(key["prefix"].as_str().unwrap()));
     let id = key["id"].as_str().unwrap();
     let listed: Value = admin(reqwest::Method::GET, "/admin/api/keys?user=ada")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(listed["keys"][0]["id"], id);
     assert!(
         listed["keys"][0].get("key").is_none(),
         "listings never show the key"
     );
-    let revoked = admin(reqwest::Method::DELETE, &format!("/admin/api/keys/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        admin(reqwest::Method::DELETE, &format!("/admin/api/keys/{id}"))
+            .fetch_status()
+            .await,
+        StatusCode::OK
+    );
     let bad = admin(reqwest::Method::POST, "/admin/api/users")
         .json(&json!({ "name": "ada", "password": "a-long-password" }))
         .send()
@@ -58,11 +54,12 @@ async fn admin_changes_write_audit_rows() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("already exists"), "{message}");
     assert_eq!(server.reload().await.0, StatusCode::OK);
-    let removed = admin(reqwest::Method::DELETE, "/admin/api/users/ada")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        admin(reqwest::Method::DELETE, "/admin/api/users/ada")
+            .fetch_status()
+            .await,
+        StatusCode::NO_CONTENT
+    );
     let last_admin = admin(reqwest::Method::DELETE, "/admin/api/users/admin")
         .send()
         .await
@@ -116,20 +113,13 @@ fn cli(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
 async fn cli_manages_users_and_keys_in_the_servers_database() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
-    let (ok, out, err) = cli(
-        &[
-            "user",
-            "add",
-            "root",
-            "--admin",
-            "--password-stdin",
-            "--data",
-            d,
-        ],
-        Some("a-long-password\n"),
+    let added = cli_add_root_admin(d);
+    assert!(added.status.success(), "{}", added.stderr);
+    assert!(
+        added.stdout.contains("created admin user root"),
+        "{}",
+        added.stdout
     );
-    assert!(ok, "{err}");
-    assert!(out.contains("created admin user root"), "{out}");
     let (ok, _, err) = cli(
         &["user", "add", "root", "--password-stdin", "--data", d],
         Some("another-password\n"),
@@ -188,24 +178,26 @@ async fn cli_manages_users_and_keys_in_the_servers_database() {
         .await
         .unwrap();
     assert_eq!(hello.status(), StatusCode::OK);
-    let outside = client
-        .get(host.url("/admin/api/generations"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(outside.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        client
+            .get(host.url("/admin/api/generations"))
+            .bearer_auth(&key)
+            .fetch_status()
+            .await,
+        StatusCode::FORBIDDEN
+    );
     // Revoking from the CLI while the server runs takes effect at once.
     let (ok, out, err) = cli(&["key", "revoke", &key[..12], "--data", d], None);
     assert!(ok, "{err}");
     assert!(out.contains("revoked"), "{out}");
-    let hello = client
-        .get(host.url("/hello/cli"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hello.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        client
+            .get(host.url("/hello/cli"))
+            .bearer_auth(&key)
+            .fetch_status()
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
     let (ok, out, _) = cli(
         &["user", "passwd", "root", "--password-stdin", "--data", d],
         Some("a-new-long-password\n"),
@@ -219,12 +211,8 @@ async fn cli_manages_users_and_keys_in_the_servers_database() {
     let page: Value = client
         .get(host.url("/admin/api/audit"))
         .header("x-api-key", &admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let actions: Vec<&str> = page["entries"]
         .as_array()
         .unwrap()
@@ -275,13 +263,14 @@ async fn bootstrap_secret_creates_the_first_admin_once() {
     let (status, message) = json_error(boot(secret, "second").await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(message.contains("closed"), "{message}");
-    let login = client
-        .post(host.url("/admin/login"))
-        .json(&json!({ "username": "root", "password": "a-long-password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::OK);
+    assert_eq!(
+        client
+            .post(host.url("/admin/login"))
+            .json(&json!({ "username": "root", "password": "a-long-password" }))
+            .fetch_status()
+            .await,
+        StatusCode::OK
+    );
     host.terminate();
     let (_, stderr) = host.wait(Duration::from_secs(15));
     assert!(
@@ -314,13 +303,14 @@ async fn without_an_admin_a_random_bootstrap_secret_is_logged() {
         .and_then(|s| s.split_whitespace().next())
         .unwrap_or_else(|| panic!("no secret in the log: {logged}"))
         .to_owned();
-    let created = reqwest::Client::new()
-        .post(host.url("/admin/api/bootstrap"))
-        .json(&json!({ "secret": secret, "username": "root", "password": "a-long-password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(
+        reqwest::Client::new()
+            .post(host.url("/admin/api/bootstrap"))
+            .json(&json!({ "secret": secret, "username": "root", "password": "a-long-password" }))
+            .fetch_status()
+            .await,
+        StatusCode::CREATED
+    );
     host.terminate();
     host.wait(Duration::from_secs(15));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use plugin_host_tests::pages::AdminPages;
 use plugin_host_tests::{
-    ADMIN_PASSWORD, ADMIN_USER, HostProcess, TestServer, example, fixture, plugins_dir_with,
+    ADMIN_PASSWORD, ADMIN_USER, Fetch, HostProcess, TestServer, example, fixture, plugins_dir_with,
 };
 use reqwest::StatusCode;
 
@@ -388,13 +388,7 @@ async fn uploads_are_checked_and_a_failed_reload_changes_nothing() {
     assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.html);
     assert!(files_in(&dir).contains(&"hello.wasm.disabled".to_owned()));
     assert_eq!(
-        server
-            .client
-            .get(server.url("/hello"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        server.client.get(server.url("/hello")).fetch_status().await,
         StatusCode::NOT_FOUND
     );
     assert!(
@@ -430,13 +424,7 @@ async fn uploads_are_checked_and_a_failed_reload_changes_nothing() {
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.html);
     assert!(!files_in(&dir).contains(&"notes.wasm".to_owned()));
     assert_eq!(
-        server
-            .client
-            .get(server.url("/notes"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        server.client.get(server.url("/notes")).fetch_status().await,
         StatusCode::NOT_FOUND
     );
     for hostile in ["../hello.wasm", ".hidden.wasm", "hello.txt"] {
@@ -589,15 +577,16 @@ async fn admin_pages_never_parse_templates() {
 async fn the_audit_log_is_paged() {
     let server = TestServer::examples().await;
     for i in 0..60 {
-        let created = server
-            .client
-            .post(server.url("/admin/api/keys"))
-            .bearer_auth(&server.admin_key)
-            .json(&serde_json::json!({ "user": ADMIN_USER, "scopes": [format!("/k{i}")] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), StatusCode::CREATED);
+        assert_eq!(
+            server
+                .client
+                .post(server.url("/admin/api/keys"))
+                .bearer_auth(&server.admin_key)
+                .json(&serde_json::json!({ "user": ADMIN_USER, "scopes": [format!("/k{i}")] }))
+                .fetch_status()
+                .await,
+            StatusCode::CREATED
+        );
     }
     let mut admin = AdminPages::sign_in(&base(&server), ADMIN_USER, ADMIN_PASSWORD).await;
     let first = admin.get("/admin/audit").await;

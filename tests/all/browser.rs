@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plugin_host_tests::browser::Browser;
-use plugin_host_tests::{HostProcess, example, plugins_dir_with, repo_root};
+use plugin_host_tests::{Fetch, HostProcess, example, plugins_dir_with, repo_root};
 use reqwest::StatusCode;
 
 const SECRET: &str = "browser-test-bootstrap-secret";
@@ -161,11 +161,7 @@ async fn an_operator_runs_the_server_from_a_browser() {
 
     // Upload a plugin; its route answers at once.
     assert_eq!(
-        http.get(format!("{base}/notes"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        http.get(format!("{base}/notes")).fetch_status().await,
         StatusCode::NOT_FOUND
     );
     tour.goto("/admin/plugins").await;
@@ -179,11 +175,7 @@ async fn an_operator_runs_the_server_from_a_browser() {
     assert!(notice.starts_with("Added plugin notes"), "{notice}");
     tour.page("plugins-uploaded").await;
     assert_eq!(
-        http.get(format!("{base}/notes"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        http.get(format!("{base}/notes")).fetch_status().await,
         StatusCode::OK
     );
     tour.click_to("#plugin-notes a", "/admin/plugins/notes")

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{HostProcess, fixture, plugins_dir_with, run_host_with_stdin};
+use plugin_host_tests::{
+    Fetch, HostProcess, cli_add_root_admin, fixture, plugins_dir_with, run_host_with_stdin,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -21,19 +23,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let plugins = plugins_dir_with(&[&fixture("kv-a.wasm")]);
     let d = data.path().to_str().unwrap();
-    let add = run_host_with_stdin(
-        &[
-            "user",
-            "add",
-            "root",
-            "--admin",
-            "--password-stdin",
-            "--data",
-            d,
-        ],
-        Some("a-long-password\n"),
-        Duration::from_secs(60),
-    );
+    let add = cli_add_root_admin(d);
     assert!(add.status.success(), "{}", add.stderr);
     let key = run_host_with_stdin(
         &["key", "create", "--user", "root", "--data", d],
@@ -142,12 +132,8 @@ async fn acknowledged_writes_survive_kill_9() {
     let listed: Value = client
         .get(host.url("/admin/api/keys"))
         .bearer_auth(&admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let stored: Vec<&str> = listed["keys"]
         .as_array()
         .unwrap()

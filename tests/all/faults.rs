@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{TestServer, deploy, example, fixture, json_error, request_stream};
+use plugin_host_tests::{
+    Fetch, TestServer, deploy, example, fixture, hello_and_soak, json_error, request_stream,
+};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -138,9 +140,7 @@ async fn every_fault_gets_its_status_while_others_are_served() {
 async fn a_plugin_instance_cap_answers_503_fast_and_spares_other_plugins() {
     // The soak fixture's held request keeps the plugin's only instance until the test releases it:
     // no deadline decides how long the 503 has to arrive.
-    let dir = tempfile::tempdir().unwrap();
-    deploy(dir.path(), &example("hello"), "hello.wasm");
-    deploy(dir.path(), &fixture("soak-a.wasm"), "soak.wasm");
+    let dir = hello_and_soak();
     let path = dir.path().to_owned();
     let server = TestServer::start(move |c| {
         c.plugins_dir = path;
@@ -153,7 +153,7 @@ async fn a_plugin_instance_cap_answers_503_fast_and_spares_other_plugins() {
     let free = pool.available_permits();
     let client = server.client.clone();
     let url = server.url("/soak/hold/cap");
-    let held = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    let held = tokio::spawn(async move { client.get(url).fetch_status().await });
     // Wait until the held call has its instance (it counts as in flight before it has one).
     let started = Instant::now();
     while pool.available_permits() == free {

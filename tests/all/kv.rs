@@ -2,7 +2,7 @@
 //! `notes` example. Namespaces, caps, persistence across reloads and restarts.
 
 use plugin_host::bindings::types::Role;
-use plugin_host_tests::{TestServer, fixture, json_error, plugins_dir_with};
+use plugin_host_tests::{Fetch, TestServer, fixture, json_error, plugins_dir_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -73,13 +73,14 @@ async fn plugins_never_see_each_others_keys() {
     );
     // Prefixes are literal: % and _ are not wildcards.
     assert_eq!(server.get_json("/kv-a?prefix=%25").await.1, json!([]));
-    let deleted = server
-        .client
-        .delete(server.url("/kv-a/shared"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        server
+            .client
+            .delete(server.url("/kv-a/shared"))
+            .fetch_status()
+            .await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(get(&server, "/kv-a/shared").await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&server, "/kv-b/shared").await.0, StatusCode::OK);
     server.stop().await;
@@ -149,26 +150,21 @@ async fn data_survives_reloads_and_restarts() {
 #[tokio::test]
 async fn notes_crud_reads_anonymous_writes_need_a_user() {
     let server = TestServer::examples().await;
-    let db = &server.state.auth().db;
-    plugin_host::accounts::users::create(db, "ada", "a-password-for-tests", Role::User)
-        .await
-        .unwrap();
-    let key = plugin_host::accounts::keys::create(db, "ada", None, &[], None)
-        .await
-        .unwrap()
-        .key;
+    let key = server
+        .add_user_with_key("ada", "a-password-for-tests", Role::User)
+        .await;
     let c = &server.client;
     assert_eq!(
         server.get_json("/notes").await,
         (StatusCode::OK, json!({ "notes": [] }))
     );
-    let anonymous = c
-        .post(server.url("/notes"))
-        .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.post(server.url("/notes"))
+            .json(&json!({"title": "x"}))
+            .fetch_status()
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
     let created = c
         .post(server.url("/notes"))
         .bearer_auth(&key)
@@ -182,31 +178,31 @@ async fn notes_crud_reads_anonymous_writes_need_a_user() {
     let id = note["id"].as_str().unwrap().to_owned();
     let (status, shown) = server.get_json(&format!("/notes/{id}")).await;
     assert_eq!((status, &shown["title"]), (StatusCode::OK, &json!("first")));
-    let updated = c
-        .put(server.url(&format!("/notes/{id}")))
-        .bearer_auth(&key)
-        .json(&json!({ "title": "changed" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(updated.status(), StatusCode::OK);
+    assert_eq!(
+        c.put(server.url(&format!("/notes/{id}")))
+            .bearer_auth(&key)
+            .json(&json!({ "title": "changed" }))
+            .fetch_status()
+            .await,
+        StatusCode::OK
+    );
     let (_, list) = server.get_json("/notes").await;
     assert_eq!(list["notes"][0]["title"], "changed");
-    let bad = c
-        .post(server.url("/notes"))
-        .bearer_auth(&key)
-        .json(&json!({"title": " "}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let gone = c
-        .delete(server.url(&format!("/notes/{id}")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        c.post(server.url("/notes"))
+            .bearer_auth(&key)
+            .json(&json!({"title": " "}))
+            .fetch_status()
+            .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        c.delete(server.url(&format!("/notes/{id}")))
+            .bearer_auth(&key)
+            .fetch_status()
+            .await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(
         server.get_json(&format!("/notes/{id}")).await.0,
         StatusCode::NOT_FOUND

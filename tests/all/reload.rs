@@ -5,7 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{TestServer, deploy, example, fixture, request_stream, source_fixture};
+use plugin_host_tests::{
+    Fetch, TestServer, deploy, example, fixture, hello_and_soak, request_stream, source_fixture,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -46,14 +48,15 @@ async fn hold(server: &TestServer, key: &str) -> tokio::task::JoinHandle<reqwest
 
 /// Let the requests held on `key` answer.
 async fn release(server: &TestServer, key: &str) {
-    let response = server
-        .client
-        .put(server.url(&format!("/soak/hold/{key}")))
-        .bearer_auth(&server.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        server
+            .client
+            .put(server.url(&format!("/soak/hold/{key}")))
+            .bearer_auth(&server.admin_key)
+            .fetch_status()
+            .await,
+        StatusCode::NO_CONTENT
+    );
 }
 
 /// Wait (at most 10 s) until `done` holds; `what` says what was awaited.
@@ -392,9 +395,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_because_of_reloads() {
-    let dir = tempfile::tempdir().unwrap();
-    deploy(dir.path(), &example("hello"), "hello.wasm");
-    deploy(dir.path(), &fixture("soak-a.wasm"), "soak.wasm");
+    let dir = hello_and_soak();
     let path = dir.path().to_owned();
     // A request still on an old generation must not make a reload refuse: that limit is not what
     // this test is about.

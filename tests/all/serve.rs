@@ -1,6 +1,6 @@
 //! The request path against the example plugins, in-process server on 127.0.0.1:0.
 
-use plugin_host_tests::{TestServer, json_error};
+use plugin_host_tests::{Fetch, TestServer, json_error};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -240,8 +240,7 @@ async fn concurrent_requests_each_get_a_fresh_instance() {
         let client = server.client.clone();
         let url = server.url(&format!("/hello/n{i}"));
         tasks.push(tokio::spawn(async move {
-            let body: serde_json::Value =
-                client.get(url).send().await.unwrap().json().await.unwrap();
+            let body: serde_json::Value = client.get(url).fetch_json().await;
             body
         }));
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use plugin_host_tests::{
-    HostProcess, example, fixture, plugins_dir_with, run_host, source_fixture,
+    Fetch, HostProcess, example, fixture, plugins_dir_with, run_host, source_fixture,
 };
 
 /// Start `serve` on a plugins directory holding `files`; it must exit non-zero, say why, and never listen.
@@ -190,7 +190,7 @@ async fn sighup_reloads_the_plugins_directory() {
     let client = reqwest::Client::new();
     let url = format!("http://{}/soak", host.addr);
     let variant = |body: serde_json::Value| body["variant"].as_str().unwrap().to_owned();
-    let first: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let first: serde_json::Value = client.get(&url).fetch_json().await;
     assert_eq!(variant(first), "a");
 
     plugin_host_tests::deploy(plugins.path(), &fixture("soak-b.wasm"), "soak.wasm");
@@ -201,7 +201,7 @@ async fn sighup_reloads_the_plugins_directory() {
     assert!(status.success());
     let started = std::time::Instant::now();
     loop {
-        let body: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = client.get(&url).fetch_json().await;
         if variant(body) == "b" {
             break;
         }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use plugin_host_tests::{HostProcess, TestServer, example, plugins_dir_with, repo_root};
+use plugin_host_tests::{Fetch, HostProcess, TestServer, example, plugins_dir_with, repo_root};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, VARY};
 use serde_json::Value;
@@ -326,14 +326,7 @@ async fn the_process_parses_templates_only_when_it_builds_a_generation() {
     let client = reqwest::Client::new();
     let url = |p: &str| format!("http://{}{p}", host.addr);
     let parses = || async {
-        let text = client
-            .get(url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = client.get(url("/metrics")).fetch_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix("plugin_host_template_parses_total "))
             .unwrap_or_else(|| panic!("no parse counter in {text}"))

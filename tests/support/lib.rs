@@ -373,3 +373,69 @@ impl HostProcess {
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
+
+/// Shorthands for tests: send a request and read what the test wants of the answer (a transport
+/// error or an unreadable body fails the test).
+pub trait Fetch {
+    /// The answer's body as JSON.
+    fn fetch_json(self) -> impl std::future::Future<Output = serde_json::Value> + Send;
+    /// The answer's body as text.
+    fn fetch_text(self) -> impl std::future::Future<Output = String> + Send;
+    /// The answer's status (the body is dropped).
+    fn fetch_status(self) -> impl std::future::Future<Output = reqwest::StatusCode> + Send;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch_json(self) -> serde_json::Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn fetch_text(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+
+    async fn fetch_status(self) -> reqwest::StatusCode {
+        self.send().await.unwrap().status()
+    }
+}
+
+/// `plugin-host user add root --admin --password-stdin --data DATA` (password `a-long-password`): the
+/// first admin, made from the command line as an operator would.
+pub fn cli_add_root_admin(data: &str) -> Exited {
+    run_host_with_stdin(
+        &[
+            "user",
+            "add",
+            "root",
+            "--admin",
+            "--password-stdin",
+            "--data",
+            data,
+        ],
+        Some("a-long-password\n"),
+        Duration::from_secs(60),
+    )
+}
+
+/// A temporary plugins directory with the hello example and the soak fixture (as `soak.wasm`).
+pub fn hello_and_soak() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    deploy(dir.path(), &example("hello"), "hello.wasm");
+    deploy(dir.path(), &fixture("soak-a.wasm"), "soak.wasm");
+    dir
+}
+
+impl TestServer {
+    /// Add user `name` with `password` and `role` to this server's database, and an API key of theirs
+    /// (returned).
+    pub async fn add_user_with_key(&self, name: &str, password: &str, role: Role) -> String {
+        let db = &self.state.auth().db;
+        plugin_host::accounts::users::create(db, name, password, role)
+            .await
+            .unwrap();
+        plugin_host::accounts::keys::create(db, name, None, &[], None)
+            .await
+            .unwrap()
+            .key
+    }
+}

@@ -135,9 +135,10 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `?user=NAME`: only this user's keys (the API's list and the keys page).
 #[derive(Deserialize)]
-struct KeyFilter {
-    user: Option<String>,
+pub(crate) struct KeyFilter {
+    pub(crate) user: Option<String>,
 }
 
 async fn list_keys(

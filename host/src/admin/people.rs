@@ -99,16 +99,10 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 
 // ---------------------------------------------------------------------------------------------- keys
 
-#[derive(Deserialize)]
-struct KeysQuery {
-    /// Show only this user's keys.
-    user: Option<String>,
-}
-
 async fn keys_page(
     State(state): State<Arc<AppState>>,
     Extension(viewer): Extension<Viewer>,
-    Query(q): Query<KeysQuery>,
+    Query(q): Query<crate::admin::accounts_api::KeyFilter>,
 ) -> Response {
     keys_page_with(&state, &viewer, q.user.as_deref(), Outcome::default(), None).await
 }
