@@ -30,6 +30,18 @@ pub struct KeyInfo {
     pub last_used_at: Option<i64>,
 }
 
+impl KeyInfo {
+    /// How the audit log describes this key: id, role and scopes (never the key).
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "id {} role {} scopes [{}]",
+            self.id,
+            self.role,
+            self.scopes.join(",")
+        )
+    }
+}
+
 /// What authentication learns from a presented key.
 #[derive(Debug, Clone)]
 pub struct KeyGrant {

@@ -185,12 +185,7 @@ async fn create_key(
         .await
         .map_err(Error::refused)?;
     let info = &new.info;
-    let detail = format!(
-        "id {} role {} scopes [{}]",
-        info.id,
-        info.role,
-        info.scopes.join(",")
-    );
+    let detail = info.audit_detail();
     change.record("key.create", &info.owner, &detail).await;
     Ok(no_store((StatusCode::CREATED, Json(&new)).into_response()))
 }

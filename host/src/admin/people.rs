@@ -237,12 +237,7 @@ async fn create_key(
         Err(e) => return keys_page_with(state, viewer, None, Outcome::failed(&e), None).await,
     };
     let info = &new.info;
-    let detail = format!(
-        "id {} role {} scopes [{}]",
-        info.id,
-        info.role,
-        info.scopes.join(",")
-    );
+    let detail = info.audit_detail();
     audit(state, viewer, "key.create", &info.owner, &detail).await;
     // The example calls a route the key may use: the first plain GET in its scopes, else the catalogue.
     let generation = state.current();
