@@ -25,12 +25,6 @@ struct State {
 /// `stopped_at` of a clock that follows the system clock.
 const RUNNING: i64 = i64::MIN;
 
-impl Default for Clock {
-    fn default() -> Self {
-        Self::system()
-    }
-}
-
 impl Clock {
     /// The system clock.
     pub fn system() -> Self {

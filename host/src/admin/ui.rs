@@ -51,7 +51,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 /// The guard in front of every page (see the module docs).
 async fn ui_access(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let request_id = crate::http::context::RequestId::of(&parts);
+    let request_id = crate::http::context::RequestId::of(&parts.extensions);
     let mut principal = match state.auth.authenticate(&parts).await {
         Ok(p) => p,
         Err(e) => {

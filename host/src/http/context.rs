@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Extensions, header};
 use serde::de::DeserializeOwned;
 
 use crate::http::error::Error;
@@ -19,20 +19,11 @@ use crate::http::error::Error;
 pub(crate) struct RequestId(pub Arc<str>);
 
 impl RequestId {
-    /// The id of the request `parts` belong to (`-` before the router has given one).
-    pub(crate) fn of(parts: &Parts) -> Arc<str> {
-        parts
-            .extensions
+    /// The id of the request whose extensions these are (`-` before the router has given one).
+    pub(crate) fn of(extensions: &Extensions) -> Arc<str> {
+        extensions
             .get::<RequestId>()
             .map_or_else(|| "-".into(), |r| r.0.clone())
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(Self(Self::of(parts)))
     }
 }
 

@@ -37,11 +37,7 @@ use crate::http::respond::Reply;
 pub(crate) async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let flight = state.current().enter();
     let generation = flight.generation();
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .expect("request_context runs first");
+    let request_id = RequestId::of(req.extensions());
     let reply = Reply {
         format: negotiate(req.headers(), req.uri().query()),
         views: &generation.views,
