@@ -13,6 +13,7 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::accounts::kv::KvStore;
 use crate::bindings::{PluginPre, clock, config, kv, log, types};
+use crate::generation::engine::PluginEngine;
 use crate::generation::warm::{Lease, WarmInstance, WarmPool};
 
 /// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
@@ -180,7 +181,7 @@ fn start_call(store: &mut Store<HostState>, request_id: &str, timeout: Option<Du
 
 /// Everything needed to call one plugin; cheap to share across requests.
 pub struct Callable<'a> {
-    pub engine: &'a Engine,
+    pub engine: &'a PluginEngine,
     pub pre: &'a PluginPre<HostState>,
     pub identity: &'a Arc<PluginIdentity>,
     pub config: &'a Arc<BTreeMap<String, String>>,
@@ -201,6 +202,7 @@ impl<'a> Callable<'a> {
 
     /// Call `describe` on a fresh instance.
     pub async fn describe(&self, timeout: Duration) -> Result<types::Manifest, CallError> {
+        let _awake = self.engine.awake();
         let mut store = self.store("describe", timeout);
         let run = async {
             let plugin = self.pre.instantiate_async(&mut store).await?;
@@ -216,6 +218,7 @@ impl<'a> Callable<'a> {
         request: &types::Request,
         timeout: Duration,
     ) -> Result<Result<types::Response, types::Error>, CallError> {
+        let _awake = self.engine.awake();
         let mut store = self.store(&request.id, timeout);
         let run = async {
             let plugin = self.pre.instantiate_async(&mut store).await?;
@@ -234,6 +237,7 @@ impl<'a> Callable<'a> {
         request: &types::Request,
         timeout: Duration,
     ) -> Result<Result<types::Response, types::Error>, CallError> {
+        let _awake = self.engine.awake();
         let mut warm = match lease {
             Lease::Warm(mut warm) => {
                 start_call(
@@ -282,7 +286,7 @@ impl<'a> Callable<'a> {
 
     fn store(&self, request_id: &str, timeout: Duration) -> Store<HostState> {
         new_store(
-            self.engine,
+            self.engine.wasmtime(),
             self.identity,
             self.config,
             self.kv,

@@ -24,13 +24,14 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use tokio::sync::Semaphore;
+use wasmtime::EngineWeak;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, EngineWeak};
 
 use crate::bindings::Plugin as PluginWorld;
 use crate::config::{Config, Limits};
 use cache::CompileCache;
 use catalogue::Catalogue;
+use engine::PluginEngine;
 use invoke::{CallError, Callable, HostState};
 use plugin::{LoadContext, LoadError, LoadedPlugin};
 use routes::{RouteTable, Target};
@@ -65,7 +66,7 @@ pub struct Generation {
     pub(crate) instances: Arc<Semaphore>,
     /// Requests being served from this generation right now.
     in_flight: AtomicUsize,
-    engine: Engine,
+    engine: PluginEngine,
 }
 
 /// Marks one request as in flight on a generation for as long as it lives.
@@ -197,7 +198,7 @@ pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// A new Engine, a linker with the host's imports and the compile cache for it: what loading plugins for
 /// one generation needs.
 struct Loader<'c> {
-    engine: Engine,
+    engine: PluginEngine,
     linker: Linker<HostState>,
     cache: CompileCache,
     config: &'c Config,
@@ -205,13 +206,12 @@ struct Loader<'c> {
 
 impl<'c> Loader<'c> {
     fn new(config: &'c Config, use_cache: bool) -> Result<Self, BuildError> {
-        let engine =
-            crate::generation::engine::new_engine(&config.limits).map_err(BuildError::Engine)?;
-        let mut linker = Linker::new(&engine);
+        let engine = PluginEngine::new(&config.limits).map_err(BuildError::Engine)?;
+        let mut linker = Linker::new(engine.wasmtime());
         PluginWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| BuildError::Engine(e.into()))?;
         let cache = if use_cache {
-            CompileCache::new(&config.data_dir, &engine)
+            CompileCache::new(&config.data_dir, engine.wasmtime())
         } else {
             CompileCache::disabled()
         };
@@ -415,7 +415,7 @@ impl Generation {
 
     /// A weak handle to this generation's Engine: once the generation is dropped it no longer upgrades.
     pub fn engine_weak(&self) -> EngineWeak {
-        self.engine.weak()
+        self.engine.wasmtime().weak()
     }
 }
 

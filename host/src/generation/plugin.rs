@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::bindings::PluginPre;
 use crate::config::{Config, PluginLimits};
 use crate::generation::cache::{CompileCache, Origin};
+use crate::generation::engine::PluginEngine;
 use crate::generation::invoke::{CallError, Callable, HostState, PluginIdentity};
 use crate::generation::manifest::{Manifest, ManifestError};
 
@@ -104,7 +104,7 @@ pub fn content_hash(bytes: &[u8]) -> String {
 
 /// What the loader needs besides the file.
 pub struct LoadContext<'a> {
-    pub engine: &'a Engine,
+    pub engine: &'a PluginEngine,
     pub cache: &'a CompileCache,
     pub linker: &'a Linker<HostState>,
     pub config: &'a Config,
@@ -123,7 +123,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
     let hash = content_hash(&bytes);
 
     // Compiling is CPU-bound (and parallel inside wasmtime): keep it off tokio's workers.
-    let engine = cx.engine.clone();
+    let engine = cx.engine.wasmtime().clone();
     let cache = cx.cache.clone();
     let key = hash.clone();
     let started = Instant::now();
@@ -184,7 +184,7 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
 
 impl LoadedPlugin {
     /// What a request needs to call this plugin.
-    pub(crate) fn callable<'a>(&'a self, engine: &'a Engine) -> Callable<'a> {
+    pub(crate) fn callable<'a>(&'a self, engine: &'a PluginEngine) -> Callable<'a> {
         Callable {
             engine,
             pre: &self.pre,

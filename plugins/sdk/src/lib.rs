@@ -25,6 +25,8 @@
 //! lookup by method and pattern. The generated WIT bindings are in [`bindings`]; most plugins never
 //! need them directly.
 
+#[cfg(all(feature = "arena", target_arch = "wasm32"))]
+mod arena;
 mod plugin;
 mod request;
 mod response;
@@ -39,6 +41,12 @@ pub mod bindings {
         export_macro_name: "export_plugin_world",
     });
 }
+
+/// Every allocation starts in an arena within the initial memory, so a request that stays under
+/// [`arena::ARENA_BYTES`] makes the host do no memory syscalls (see arena.rs).
+#[cfg(all(feature = "arena", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: arena::BumpThenSystem = arena::BumpThenSystem;
 
 pub use plugin::{Handler, Plugin};
 pub use request::Request;
