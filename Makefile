@@ -79,9 +79,12 @@ bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench accounts
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
 
-## bench-side: native axum, Plugin Host (JSON and HTML) and `wasmtime serve` answering the same hello at
-## c16/64/256, server on CPU 0 and wrk on CPU 1; table in target/bench/side-by-side.md, chart in
-## docs/img/side-by-side.svg. About four minutes; SIDE_ARGS="--seconds 2 --warmup 1" for a quick run.
+## bench-side: native axum, Plugin Host (JSON and HTML on fresh instances, JSON with instance reuse 128)
+## and `wasmtime serve` (its defaults, and reuse 128) answering the same hello at c16/64/256, server on
+## CPU 0 and wrk on CPU 1, memory syscalls counted with perf; then the unpinned seed-shape cell (/status
+## as HTML, wrk -t2 -c16). Tables in target/bench/side-by-side.md, chart in docs/img/side-by-side.svg.
+## About seven minutes; SIDE_ARGS="--seconds 2 --warmup 1" for a quick run, "--only json,native
+## --no-seed" for some rows.
 bench-side: build $(WASMTIME)
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
 

@@ -1,6 +1,6 @@
-//! A server under test: a program started through `taskset` on one CPU, its address taken from the line
-//! it prints when it accepts connections, its output drained for as long as it runs, and its peak RSS
-//! read from `/proc` before it is killed.
+//! A server under test: a program started through `taskset` on one CPU (or unpinned), its address taken
+//! from the line it prints when it accepts connections, its output drained for as long as it runs, its
+//! CPU time and peak RSS read from `/proc`, and killed when dropped.
 
 use std::process::Command;
 use std::time::Duration;
@@ -35,18 +35,27 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start `spec` pinned to `cpu` and wait for its address. The server's output is read on two
-    /// threads until it exits, so it never blocks on a full pipe (wasmtime serve writes to stderr).
-    pub fn start(spec: &Spec, cpu: u32) -> Result<Self> {
+    /// Start `spec` pinned to `cpu` (any CPU for `None`) and wait for its address. The server's
+    /// output is read on two threads until it exits, so it never blocks on a full pipe (wasmtime serve
+    /// writes to stderr).
+    pub fn start(spec: &Spec, cpu: Option<u32>) -> Result<Self> {
         let (program, args) = spec.command.split_first().context("empty command")?;
-        let mut command = Command::new("taskset");
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", &cpu.to_string()]).arg(program);
+                taskset
+            }
+            None => Command::new(program),
+        };
         command
-            .args(["-c", &cpu.to_string()])
-            .arg(program)
             .args(args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_BACKTRACE");
-        let name = format!("{program} (through taskset)");
+        let name = match cpu {
+            Some(_) => format!("{program} (through taskset)"),
+            None => program.clone(),
+        };
         let ready = Ready {
             name: &name,
             prefix: &spec.ready_prefix,
@@ -66,6 +75,11 @@ impl Server {
     /// CPU time (user + system, all threads) the server has used so far.
     pub fn cpu_time(&self) -> Result<Duration> {
         cpu_time_of(self.process.id())
+    }
+
+    /// The server's process id (`taskset` execs the server, so it is the server's own).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
     }
 }
 

@@ -1,6 +1,6 @@
-//! wrk as the load generator: one thread pinned to a CPU, `--latency` for the percentiles. The same
-//! approach as host/benches/common/mod.rs, with errors counted instead of asserted, so one bad run does
-//! not throw away a whole side-by-side run.
+//! wrk as the load generator: one thread pinned to a CPU (or more threads, unpinned, for the seed-shape
+//! cell), `--latency` for the percentiles. The same approach as host/benches/common/mod.rs, with errors
+//! counted instead of asserted, so one bad run does not throw away a whole side-by-side run.
 
 use std::process::Command;
 use std::time::Duration;
@@ -22,19 +22,35 @@ pub struct Figures {
     pub errors: u64,
 }
 
-/// Run `taskset -c CPU wrk -t1 --latency -cCONNECTIONS -dDURATION` against `url` with extra headers.
-pub fn run(
-    url: &str,
-    cpu: u32,
-    connections: u32,
-    duration: Duration,
-    headers: &[&str],
-) -> Result<Figures> {
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", &cpu.to_string(), "wrk", "-t1", "--latency"])
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{}s", duration.as_secs().max(1)));
-    for h in headers {
+/// How wrk loads a server.
+#[derive(Debug, Clone, Copy)]
+pub struct Load<'a> {
+    /// The CPU wrk is pinned to; `None` lets it run anywhere.
+    pub cpu: Option<u32>,
+    /// wrk threads (`-t`).
+    pub threads: u32,
+    /// Open connections (`-c`).
+    pub connections: u32,
+    pub duration: Duration,
+    /// Extra `Name: value` headers.
+    pub headers: &'a [&'a str],
+}
+
+/// Run `[taskset -c CPU] wrk -tTHREADS --latency -cCONNECTIONS -dDURATION` against `url`.
+pub fn run(url: &str, load: &Load<'_>) -> Result<Figures> {
+    let mut cmd = match load.cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", &cpu.to_string(), "wrk"]);
+            taskset
+        }
+        None => Command::new("wrk"),
+    };
+    cmd.arg(format!("-t{}", load.threads))
+        .arg("--latency")
+        .arg(format!("-c{}", load.connections))
+        .arg(format!("-d{}s", load.duration.as_secs().max(1)));
+    for h in load.headers {
         cmd.args(["-H", h]);
     }
     let out = cmd

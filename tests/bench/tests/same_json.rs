@@ -38,7 +38,7 @@ fn native_hello_gives_the_hello_plugins_json() {
             env: vec![("RUST_LOG".into(), "warn".into())],
             ready_prefix: "plugin-host listening on ".into(),
         },
-        0,
+        Some(0),
     )
     .unwrap();
     let native = Server::start(
@@ -47,7 +47,7 @@ fn native_hello_gives_the_hello_plugins_json() {
             env: Vec::new(),
             ready_prefix: "native-hello listening on ".into(),
         },
-        0,
+        Some(0),
     )
     .unwrap();
 
