@@ -77,6 +77,7 @@ bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench views
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reuse
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench accounts
+	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench routes
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
 
 ## bench-side: native axum, Plugin Host (JSON and HTML on fresh instances, JSON with instance reuse 128)

@@ -5,7 +5,12 @@
 //! beats `/notes/{id}`). Among the patterns that match, the most specific one that has the request's
 //! method answers; if none has it the answer is 405 with the union of their methods in `Allow`.
 //! Two routes with the same method and the same shape (parameter names aside) are a conflict.
+//!
+//! The table is a trie of path segments walked depth-first, literal child before parameter child, so
+//! the first pattern found is the most specific and a lookup's cost does not grow with the number of
+//! routes.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::bindings::types::Method;
@@ -109,21 +114,16 @@ impl PathPattern {
             .collect()
     }
 
-    /// Parameter values if `path` (already split and percent-decoded) matches.
-    fn captures(&self, path: &[String]) -> Option<Vec<(String, String)>> {
-        if path.len() != self.segments.len() {
-            return None;
-        }
-        let mut params = Vec::new();
-        for (seg, value) in self.segments.iter().zip(path) {
-            match seg {
-                Segment::Literal(l) if l == value => {}
-                Segment::Literal(_) => return None,
-                Segment::Param(_) if value.is_empty() => return None,
-                Segment::Param(name) => params.push((name.clone(), value.clone())),
-            }
-        }
-        Some(params)
+    /// Parameter values from `path`, which this pattern is known to match.
+    fn params(&self, path: &[String]) -> Vec<(String, String)> {
+        self.segments
+            .iter()
+            .zip(path)
+            .filter_map(|(seg, value)| match seg {
+                Segment::Param(name) => Some((name.clone(), value.clone())),
+                Segment::Literal(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -164,10 +164,52 @@ struct Entry {
     target: Target,
 }
 
-/// Every route of a generation.
+/// One place in the route trie: the segments that may come next, and the routes whose pattern ends here.
+#[derive(Debug, Default)]
+struct Node {
+    literals: HashMap<String, Node>,
+    param: Option<Box<Node>>,
+    ends: Vec<usize>,
+}
+
+impl Node {
+    /// The node where `pattern`'s shape ends, created as needed.
+    fn descend(&mut self, pattern: &PathPattern) -> &mut Node {
+        pattern
+            .segments
+            .iter()
+            .fold(self, |node, segment| match segment {
+                Segment::Literal(l) => node.literals.entry(l.clone()).or_default(),
+                Segment::Param(_) => node.param.get_or_insert_default(),
+            })
+    }
+
+    /// Offer `visit` every node where a pattern matching `path` ends, most specific first (depth-first,
+    /// the literal child before the parameter child), until it returns something.
+    fn walk<T>(&self, path: &[String], visit: &mut impl FnMut(&Node) -> Option<T>) -> Option<T> {
+        let Some((segment, rest)) = path.split_first() else {
+            return visit(self);
+        };
+        if let Some(found) = self
+            .literals
+            .get(segment.as_str())
+            .and_then(|child| child.walk(rest, visit))
+        {
+            return Some(found);
+        }
+        match &self.param {
+            Some(child) if !segment.is_empty() => child.walk(rest, visit),
+            _ => None,
+        }
+    }
+}
+
+/// Every route of a generation, indexed by path segment so that a lookup costs the same however many
+/// routes there are.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     entries: Vec<Entry>,
+    root: Node,
 }
 
 /// A successful lookup.
@@ -194,19 +236,6 @@ pub struct Conflict {
     pub new: Target,
 }
 
-/// Order two matching patterns: `Less` when `a` is more specific than `b`.
-fn specificity(a: &PathPattern, b: &PathPattern) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    for (x, y) in a.segments.iter().zip(&b.segments) {
-        match (x, y) {
-            (Segment::Literal(_), Segment::Param(_)) => return Ordering::Less,
-            (Segment::Param(_), Segment::Literal(_)) => return Ordering::Greater,
-            _ => {}
-        }
-    }
-    Ordering::Equal
-}
-
 impl RouteTable {
     /// Add a route; a route with the same method and shape already present is a conflict.
     pub fn insert(
@@ -215,16 +244,18 @@ impl RouteTable {
         pattern: PathPattern,
         target: Target,
     ) -> Result<(), Conflict> {
-        if let Some(existing) = self
-            .entries
+        let node = self.root.descend(&pattern);
+        if let Some(&existing) = node
+            .ends
             .iter()
-            .find(|e| e.method == method && e.pattern.shape() == pattern.shape())
+            .find(|&&i| self.entries[i].method == method)
         {
             return Err(Conflict {
-                existing: existing.target,
+                existing: self.entries[existing].target,
                 new: target,
             });
         }
+        node.ends.push(self.entries.len());
         self.entries.push(Entry {
             pattern,
             method,
@@ -246,45 +277,59 @@ impl RouteTable {
     /// Find the route for `method` on the already-split `path`. A HEAD request falls back to the GET
     /// route when there is no HEAD route (the server drops the body).
     pub fn lookup(&self, method: Option<Method>, path: &[String]) -> Result<Match<'_>, Miss> {
-        let mut best: Option<(&Entry, Vec<(String, String)>)> = None;
-        let mut best_get: Option<(&Entry, Vec<(String, String)>)> = None;
-        let mut allowed: Vec<Method> = Vec::new();
-        for entry in &self.entries {
-            let Some(params) = entry.pattern.captures(path) else {
-                continue;
-            };
-            if !allowed.contains(&entry.method) {
-                allowed.push(entry.method);
-            }
-            let slot = if Some(entry.method) == method {
-                &mut best
-            } else if method == Some(Method::Head) && entry.method == Method::Get {
-                &mut best_get
-            } else {
-                continue;
-            };
-            let better = match slot {
-                Some((current, _)) => specificity(&entry.pattern, &current.pattern).is_lt(),
-                None => true,
-            };
-            if better {
-                *slot = Some((entry, params));
-            }
-        }
-        match best.or(best_get) {
-            Some((entry, params)) => Ok(Match {
+        let mut matched = false;
+        let found = self.root.walk(path, &mut |node| {
+            matched |= !node.ends.is_empty();
+            self.route_at(node, method?)
+        });
+        let found = found.or_else(|| match method {
+            Some(Method::Head) => self.most_specific(Method::Get, path),
+            _ => None,
+        });
+        match found {
+            Some(entry) => Ok(Match {
                 target: entry.target,
                 pattern: &entry.pattern,
-                params,
+                params: entry.pattern.params(path),
             }),
-            None if allowed.is_empty() => Err(Miss::NotFound),
-            None => {
-                if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
-                    allowed.push(Method::Head);
-                }
-                Err(Miss::MethodNotAllowed(allowed))
+            None if matched => Err(Miss::MethodNotAllowed(self.allowed(path))),
+            None => Err(Miss::NotFound),
+        }
+    }
+
+    /// The route for `method` among those whose pattern ends at `node`.
+    fn route_at(&self, node: &Node, method: Method) -> Option<&Entry> {
+        node.ends
+            .iter()
+            .map(|&i| &self.entries[i])
+            .find(|entry| entry.method == method)
+    }
+
+    /// The most specific route for `method` whose pattern matches `path`.
+    fn most_specific(&self, method: Method, path: &[String]) -> Option<&Entry> {
+        self.root
+            .walk(path, &mut |node| self.route_at(node, method))
+    }
+
+    /// The methods of every pattern matching `path`, in the order the routes were added, and HEAD when
+    /// GET is among them.
+    fn allowed(&self, path: &[String]) -> Vec<Method> {
+        let mut matching = Vec::new();
+        self.root.walk(path, &mut |node| {
+            matching.extend_from_slice(&node.ends);
+            None::<()>
+        });
+        matching.sort_unstable();
+        let mut allowed: Vec<Method> = Vec::new();
+        for method in matching.into_iter().map(|i| self.entries[i].method) {
+            if !allowed.contains(&method) {
+                allowed.push(method);
             }
         }
+        if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
+            allowed.push(Method::Head);
+        }
+        allowed
     }
 }
 
@@ -452,5 +497,256 @@ mod tests {
                 new: t(1, 1)
             }
         );
+    }
+
+    fn get(table: &RouteTable, method: Method, s: &str) -> Result<Target, Miss> {
+        table.lookup(Some(method), &path(s)).map(|m| m.target)
+    }
+
+    #[test]
+    fn backtracks_from_a_literal_dead_end() {
+        let mut table = RouteTable::default();
+        table.insert(Method::Get, p("/a/{x}/c"), t(0, 0)).unwrap();
+        table.insert(Method::Get, p("/a/b/d"), t(1, 0)).unwrap();
+        let m = table.lookup(Some(Method::Get), &path("/a/b/c")).unwrap();
+        assert_eq!(m.target, t(0, 0));
+        assert_eq!(m.pattern.as_str(), "/a/{x}/c");
+        assert_eq!(m.params, vec![("x".to_owned(), "b".to_owned())]);
+        assert_eq!(get(&table, Method::Get, "/a/b/d"), Ok(t(1, 0)));
+    }
+
+    #[test]
+    fn backtracks_when_the_most_specific_match_lacks_the_method() {
+        let mut table = RouteTable::default();
+        table.insert(Method::Post, p("/a/b/{y}"), t(0, 0)).unwrap();
+        table.insert(Method::Get, p("/a/{x}/c"), t(1, 0)).unwrap();
+        assert_eq!(get(&table, Method::Get, "/a/b/c"), Ok(t(1, 0)));
+        assert_eq!(get(&table, Method::Post, "/a/b/c"), Ok(t(0, 0)));
+    }
+
+    #[test]
+    fn method_not_allowed_unites_patterns_of_every_specificity() {
+        let mut table = RouteTable::default();
+        table.insert(Method::Put, p("/{c}/new"), t(0, 0)).unwrap();
+        table.insert(Method::Get, p("/n/{id}"), t(1, 0)).unwrap();
+        table.insert(Method::Post, p("/n/new"), t(2, 0)).unwrap();
+        table.insert(Method::Delete, p("/n/{id}"), t(1, 1)).unwrap();
+        table.insert(Method::Patch, p("/m/new"), t(3, 0)).unwrap();
+        assert_eq!(
+            get(&table, Method::Options, "/n/new"),
+            Err(Miss::MethodNotAllowed(vec![
+                Method::Put,
+                Method::Get,
+                Method::Post,
+                Method::Delete,
+                Method::Head
+            ]))
+        );
+        assert_eq!(
+            get(&table, Method::Options, "/x/new"),
+            Err(Miss::MethodNotAllowed(vec![Method::Put]))
+        );
+    }
+
+    #[test]
+    fn head_falls_back_to_a_less_specific_get() {
+        let mut table = RouteTable::default();
+        table.insert(Method::Post, p("/a/b"), t(0, 0)).unwrap();
+        table.insert(Method::Get, p("/a/{x}"), t(1, 0)).unwrap();
+        assert_eq!(get(&table, Method::Head, "/a/b"), Ok(t(1, 0)));
+    }
+
+    #[test]
+    fn head_route_beats_a_more_specific_get() {
+        let mut table = RouteTable::default();
+        table.insert(Method::Get, p("/a/b"), t(0, 0)).unwrap();
+        table.insert(Method::Head, p("/{x}/b"), t(1, 0)).unwrap();
+        assert_eq!(get(&table, Method::Head, "/a/b"), Ok(t(1, 0)));
+    }
+
+    #[test]
+    fn root_pattern_matches_only_the_root() {
+        let mut table = RouteTable::default();
+        table.insert(Method::Get, p("/{x}"), t(0, 0)).unwrap();
+        assert_eq!(get(&table, Method::Get, "/"), Err(Miss::NotFound));
+        table.insert(Method::Get, p("/"), t(1, 0)).unwrap();
+        let m = table.lookup(Some(Method::Get), &path("/")).unwrap();
+        assert_eq!((m.target, m.params), (t(1, 0), Vec::new()));
+        assert_eq!(get(&table, Method::Get, "/a"), Ok(t(0, 0)));
+        assert_eq!(get(&table, Method::Get, "//"), Err(Miss::NotFound));
+        assert_eq!(
+            table.insert(Method::Get, p("/"), t(2, 0)),
+            Err(Conflict {
+                existing: t(1, 0),
+                new: t(2, 0)
+            })
+        );
+    }
+
+    /// The table as a linear scan, the way it was before the trie: the reference for `matches_reference`.
+    #[derive(Default)]
+    struct Linear(Vec<(PathPattern, Method, Target)>);
+
+    type Params = Vec<(String, String)>;
+    type Found = Result<(Target, String, Params), Miss>;
+
+    fn captures(pattern: &PathPattern, path: &[String]) -> Option<Params> {
+        if path.len() != pattern.segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (seg, value) in pattern.segments.iter().zip(path) {
+            match seg {
+                Segment::Literal(l) if l == value => {}
+                Segment::Param(name) if !value.is_empty() => {
+                    params.push((name.clone(), value.clone()))
+                }
+                _ => return None,
+            }
+        }
+        Some(params)
+    }
+
+    fn more_specific(a: &PathPattern, b: &PathPattern) -> bool {
+        for (x, y) in a.segments.iter().zip(&b.segments) {
+            match (x, y) {
+                (Segment::Literal(_), Segment::Param(_)) => return true,
+                (Segment::Param(_), Segment::Literal(_)) => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    impl Linear {
+        fn insert(
+            &mut self,
+            method: Method,
+            pattern: PathPattern,
+            new: Target,
+        ) -> Result<(), Conflict> {
+            if let Some((_, _, existing)) = self
+                .0
+                .iter()
+                .find(|(p, m, _)| *m == method && p.shape() == pattern.shape())
+            {
+                return Err(Conflict {
+                    existing: *existing,
+                    new,
+                });
+            }
+            self.0.push((pattern, method, new));
+            Ok(())
+        }
+
+        fn lookup(&self, method: Option<Method>, path: &[String]) -> Found {
+            let mut best: Option<(&PathPattern, Target, Params)> = None;
+            let mut best_get = None;
+            let mut allowed = Vec::new();
+            for (pattern, m, target) in &self.0 {
+                let Some(params) = captures(pattern, path) else {
+                    continue;
+                };
+                if !allowed.contains(m) {
+                    allowed.push(*m);
+                }
+                let slot = if Some(*m) == method {
+                    &mut best
+                } else if method == Some(Method::Head) && *m == Method::Get {
+                    &mut best_get
+                } else {
+                    continue;
+                };
+                if slot
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| more_specific(pattern, b))
+                {
+                    *slot = Some((pattern, *target, params));
+                }
+            }
+            match best.or(best_get) {
+                Some((pattern, target, params)) => {
+                    Ok((target, pattern.as_str().to_owned(), params))
+                }
+                None if allowed.is_empty() => Err(Miss::NotFound),
+                None => {
+                    if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
+                        allowed.push(Method::Head);
+                    }
+                    Err(Miss::MethodNotAllowed(allowed))
+                }
+            }
+        }
+    }
+
+    /// xorshift64: a fixed-seed source of test cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+    }
+
+    const METHODS: [Method; 7] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+    ];
+
+    fn random_pattern(rng: &mut Rng) -> PathPattern {
+        let segments: Vec<String> = (0..rng.below(5))
+            .map(|i| match rng.below(5) {
+                0 => format!("{{p{i}}}"),
+                n => ["a", "b", "c", "d"][n - 1].to_owned(),
+            })
+            .collect();
+        p(&format!("/{}", segments.join("/")))
+    }
+
+    fn random_path(rng: &mut Rng) -> Vec<String> {
+        (0..rng.below(6))
+            .map(|_| rng.pick(&["a", "b", "c", "d", "e", ""]).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn matches_reference() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for size in [10, 100, 3000] {
+            let mut table = RouteTable::default();
+            let mut linear = Linear::default();
+            for i in 0..size {
+                let (method, pattern) = (rng.pick(&METHODS), random_pattern(&mut rng));
+                let target = t(i, 0);
+                assert_eq!(
+                    table.insert(method, pattern.clone(), target),
+                    linear.insert(method, pattern.clone(), target),
+                    "insert {} {pattern}",
+                    method.as_str()
+                );
+            }
+            assert_eq!(table.len(), linear.0.len());
+            for _ in 0..3000 {
+                let path = random_path(&mut rng);
+                let method = rng.pick(&METHODS);
+                let method = (rng.below(8) > 0).then_some(method);
+                let found: Found = table
+                    .lookup(method, &path)
+                    .map(|m| (m.target, m.pattern.as_str().to_owned(), m.params));
+                assert_eq!(found, linear.lookup(method, &path), "{method:?} {path:?}");
+            }
+        }
     }
 }
