@@ -75,6 +75,7 @@ bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reload
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench deadline
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench views
+	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench render
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reuse
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench accounts
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench routes

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::config::Limits;
 use anyhow::{Context, Result};
 use wasmtime::{
-    Config as WasmConfig, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Config as WasmConfig, Enabled, Engine, EngineWeak, InstanceAllocationStrategy,
+    PoolingAllocationConfig,
 };
 
 /// How often the epoch advances. A plugin call yields to tokio at each tick and its deadline is checked
@@ -86,6 +87,13 @@ fn new_engine(limits: &Limits) -> Result<Engine> {
         // request handlers touch, and the memory stays bounded (slots x 1 MiB).
         .linear_memory_keep_resident(256 << 10)
         .table_keep_resident(64 << 10);
+    if !swap_configured() {
+        // Reset only the pages a request dirtied instead of memsetting the whole kept-resident part of
+        // the slot (Linux >= 6.7; wasmtime falls back to memset where the ioctl is missing). Not with
+        // swap: a dirty page that is swapped out at reset time is not seen by the scan and would keep
+        // one request's data for the next instance (wasmtime issue #14357).
+        pool.pagemap_scan(Enabled::Auto);
+    }
 
     let mut config = WasmConfig::new();
     config
@@ -93,10 +101,23 @@ fn new_engine(limits: &Limits) -> Result<Engine> {
         .epoch_interruption(limits.deadlines)
         .max_wasm_stack(limits.wasm_stack_bytes)
         .async_stack_size(limits.wasm_stack_bytes + (256 << 10))
-        .wasm_component_model(true);
+        .wasm_component_model(true)
+        // Plugins make plain calls: without this, wasmtime 48 routes every typed call through its
+        // component-model-async machinery (8 % of a hello's CPU, docs/benchmarks.md).
+        .concurrency_support(false);
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the wasmtime engine")
+}
+
+/// Whether the machine has any swap area (`/proc/swaps` lists one per line after its header). Read
+/// once per generation, so turning swap on takes effect at the next reload.
+fn swap_configured() -> bool {
+    match std::fs::read_to_string("/proc/swaps") {
+        Ok(swaps) => swaps.lines().skip(1).any(|l| !l.trim().is_empty()),
+        // Not Linux, or no /proc: wasmtime will not use the ioctl there anyway.
+        Err(_) => true,
+    }
 }
 
 /// What the ticker thread and the calls share.
