@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::Thread;
 use std::time::Duration;
 
-use crate::config::Limits;
 use anyhow::{Context, Result};
 use wasmtime::{
-    Config as WasmConfig, Enabled, Engine, EngineWeak, InstanceAllocationStrategy,
-    PoolingAllocationConfig,
+    Config as WasmConfig, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
+
+use crate::config::Limits;
 
 /// How often the epoch advances. A plugin call yields to tokio at each tick and its deadline is checked
 /// there, so this is the longest slice a busy plugin holds a worker thread before others get a turn,
@@ -87,13 +87,6 @@ fn new_engine(limits: &Limits) -> Result<Engine> {
         // request handlers touch, and the memory stays bounded (slots x 1 MiB).
         .linear_memory_keep_resident(256 << 10)
         .table_keep_resident(64 << 10);
-    if !swap_configured() {
-        // Reset only the pages a request dirtied instead of memsetting the whole kept-resident part of
-        // the slot (Linux >= 6.7; wasmtime falls back to memset where the ioctl is missing). Not with
-        // swap: a dirty page that is swapped out at reset time is not seen by the scan and would keep
-        // one request's data for the next instance (wasmtime issue #14357).
-        pool.pagemap_scan(Enabled::Auto);
-    }
 
     let mut config = WasmConfig::new();
     config
@@ -108,16 +101,6 @@ fn new_engine(limits: &Limits) -> Result<Engine> {
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the wasmtime engine")
-}
-
-/// Whether the machine has any swap area (`/proc/swaps` lists one per line after its header). Read
-/// once per generation, so turning swap on takes effect at the next reload.
-fn swap_configured() -> bool {
-    match std::fs::read_to_string("/proc/swaps") {
-        Ok(swaps) => swaps.lines().skip(1).any(|l| !l.trim().is_empty()),
-        // Not Linux, or no /proc: wasmtime will not use the ioctl there anyway.
-        Err(_) => true,
-    }
 }
 
 /// What the ticker thread and the calls share.
