@@ -44,9 +44,11 @@ browser:
 	fi
 
 ## test: everything the tests need, then every test (unit and integration, real server, real HTTP, and
-## the admin UI in headless Chromium; screenshots in target/test-output/admin).
+## the admin UI in headless Chromium; screenshots in target/test-output/admin), then the plugin SDK's
+## own unit tests (its allocator), built for the host like `lint` builds it.
 test: build browser
 	$(CARGO) test --release --locked --workspace
+	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk --target-dir target/plugins-lint
 
 ## test-repeat: the whole suite N times in a row (default 10); prints how many runs failed and which
 ## tests failed in which run (logs in target/test-repeat/). ARGS="-- browser::" repeats one test.
@@ -59,7 +61,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --locked --manifest-path plugins/Cargo.toml --workspace --target-dir target/plugins-lint -- -D warnings
+	$(CARGO) clippy --locked --manifest-path plugins/Cargo.toml --workspace --all-targets --target-dir target/plugins-lint -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -13,6 +13,9 @@
 //! allocation goes to std's allocator, which frees as usual: the arena is a bounded, one-off cost.
 //! Plugins that want another allocator turn off the SDK's `arena` feature.
 
+// Installed only on wasm32 (lib.rs); elsewhere it is compiled for clippy and the unit test.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -123,5 +126,70 @@ unsafe impl GlobalAlloc for BumpThenSystem {
             }
         }
         new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(ptr: *mut u8) -> bool {
+        offset_of(ptr).is_some()
+    }
+
+    // One test: the arena is a process-wide static, so its cases must not run in parallel.
+    #[test]
+    fn bumps_frees_the_last_block_and_falls_back_to_system() {
+        let a = BumpThenSystem;
+        let l16 = Layout::from_size_align(16, 8).unwrap();
+        unsafe {
+            let x = a.alloc(l16);
+            let y = a.alloc(l16);
+            assert!(owned(x) && owned(y));
+            assert_eq!(y as usize - x as usize, 16, "consecutive blocks");
+
+            // Freeing the last block gives its space back; freeing an earlier one does nothing.
+            a.dealloc(y, l16);
+            assert_eq!(a.alloc(l16), y);
+            a.dealloc(x, l16);
+            let z = a.alloc(l16);
+            assert_eq!(z as usize - y as usize, 16, "x's space stays used");
+
+            // The last block grows in place; another block moves, keeping its bytes.
+            let grown = a.realloc(z, l16, 64);
+            assert_eq!(grown, z);
+            y.write_bytes(7, 16);
+            let moved = a.realloc(y, l16, 32);
+            assert_ne!(moved, y);
+            assert!(owned(moved));
+            assert_eq!(std::slice::from_raw_parts(moved, 16), &[7; 16]);
+
+            // Reused arena space comes back zeroed when asked.
+            let l32 = Layout::from_size_align(32, 8).unwrap();
+            a.dealloc(moved, l32);
+            let zeroed = a.alloc_zeroed(l32);
+            assert_eq!(zeroed, moved);
+            assert_eq!(std::slice::from_raw_parts(zeroed, 32), &[0; 32]);
+
+            // Alignment is honoured.
+            let l4k = Layout::from_size_align(8, 4096).unwrap();
+            let aligned = a.alloc(l4k);
+            assert!(owned(aligned));
+            assert_eq!(aligned as usize % 4096, 0);
+
+            // What does not fit goes to std's allocator, and back to it when freed.
+            let big = Layout::from_size_align(ARENA_BYTES + 1, 8).unwrap();
+            let b = a.alloc(big);
+            assert!(!b.is_null() && !owned(b));
+            a.dealloc(b, big);
+
+            // A block that outgrows the arena moves to std's allocator.
+            let last = a.alloc(l16);
+            last.write_bytes(9, 16);
+            let out = a.realloc(last, l16, ARENA_BYTES);
+            assert!(!owned(out));
+            assert_eq!(std::slice::from_raw_parts(out, 16), &[9; 16]);
+            a.dealloc(out, Layout::from_size_align(ARENA_BYTES, 8).unwrap());
+        }
     }
 }

@@ -25,7 +25,7 @@
 //! lookup by method and pattern. The generated WIT bindings are in [`bindings`]; most plugins never
 //! need them directly.
 
-#[cfg(all(feature = "arena", target_arch = "wasm32"))]
+#[cfg(feature = "arena")]
 mod arena;
 mod plugin;
 mod request;
