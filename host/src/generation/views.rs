@@ -338,6 +338,16 @@ impl Views {
     }
 }
 
+/// The context a view renders a plugin's answer with: the answer's fields as variables when it is a JSON
+/// object, `body` (the whole answer) and `page` (facts about the request).
+pub fn view_context(body: Value, page: Value) -> Value {
+    if body.kind() == ValueKind::Map {
+        minijinja::context! { body => body.clone(), page, ..body }
+    } else {
+        minijinja::context! { body, page }
+    }
+}
+
 /// An environment with the host's settings: HTML escaping for every template whatever its name,
 /// chainable undefined values (a missing field, or a field of one, renders empty), a fuel budget per render, and the helpers
 /// the data page uses.

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use minijinja::{Value, context};
 
-use crate::generation::views::{RenderError, Views};
+use crate::generation::views::{RenderError, Views, view_context};
 use crate::http::negotiate::Format;
 
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
@@ -94,13 +94,8 @@ impl Reply<'_> {
             request_id => self.request_id,
             generation => self.generation,
         };
-        let context = if body.kind() == minijinja::value::ValueKind::Map {
-            context! { body => body.clone(), page, ..body }
-        } else {
-            context! { body, page }
-        };
         self.views
-            .render(template, &context)
+            .render(template, &view_context(body, page))
             .map_err(PageError::Render)
     }
 }
