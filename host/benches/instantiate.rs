@@ -4,11 +4,12 @@
 //! Needs `make plugins` first; run with `make bench`.
 //! Results and analysis: docs/benchmarks.md.
 
+mod common;
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use plugin_host::bindings::types::{AuthMethod, Method, Principal, Request, Role};
-use plugin_host::config::Config;
 use plugin_host::generation::Generation;
 
 fn hello_request() -> Request {
@@ -34,8 +35,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = Config::defaults();
-    config.plugins_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugins").into();
+    let config = common::examples_config();
     let generation = runtime
         .block_on(Generation::build(1, &config))
         .expect("build the example plugins first: make plugins");

@@ -3,10 +3,12 @@
 //! the layout) — each step alone and all together, to see where a page's cost goes.
 //! Needs `make plugins` first; run with `make bench`. Results: docs/benchmarks.md.
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use minijinja::{Value, context};
-use plugin_host::config::Config;
 use plugin_host::generation::Generation;
+use plugin_host::generation::views::view_context;
 
 const JSON: &str = r#"{"message":"hello, world"}"#;
 
@@ -21,7 +23,7 @@ fn page_context(body: Value) -> Value {
         request_id => "0123456789abcdef",
         generation => 1,
     };
-    context! { body => body.clone(), page, ..body }
+    view_context(body, page)
 }
 
 fn bench(c: &mut Criterion) {
@@ -29,9 +31,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = Config::defaults();
-    config.plugins_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugins").into();
-    config.templates_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../templates").into();
+    let config = common::examples_config();
     let generation = runtime
         .block_on(Generation::build(1, &config))
         .expect("examples load (run `make plugins` first)");

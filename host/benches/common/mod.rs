@@ -1,5 +1,6 @@
-//! What the wrk-driven benchmarks share: starting the release host pinned to CPU 0 with a given
-//! configuration, running wrk pinned to CPU 1 (requests/s and latency percentiles), and medians.
+//! What the benchmarks share: starting the release host pinned to CPU 0 with a given configuration,
+//! running wrk pinned to CPU 1 (requests/s and latency percentiles), medians, and for the in-process
+//! (criterion) ones a configuration that serves the example plugins.
 
 #![allow(dead_code)] // each bench uses its own subset
 
@@ -131,6 +132,15 @@ pub(crate) fn median(mut values: Vec<f64>) -> f64 {
 /// The example plugins (`make plugins`).
 pub(crate) fn examples() -> PathBuf {
     repo().join("target/plugins")
+}
+
+/// The default configuration with the example plugins and the repository's templates, as `make run`
+/// serves them, for benchmarks that build a generation in-process.
+pub(crate) fn examples_config() -> plugin_host::config::Config {
+    let mut config = plugin_host::config::Config::defaults();
+    config.plugins_dir = examples();
+    config.templates_dir = repo().join("templates");
+    config
 }
 
 /// A fresh scratch directory for one bench run.

@@ -96,7 +96,7 @@ fn new_engine(limits: &Limits) -> Result<Engine> {
         .async_stack_size(limits.wasm_stack_bytes + (256 << 10))
         .wasm_component_model(true)
         // Plugins make plain calls: without this, wasmtime 48 routes every typed call through its
-        // component-model-async machinery (8 % of a hello's CPU, docs/benchmarks.md).
+        // component-model-async machinery (14 % of a hello's CPU, docs/benchmarks.md).
         .concurrency_support(false);
     Engine::new(&config)
         .map_err(anyhow::Error::from)
