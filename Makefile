@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins browser run test test-repeat lint fmt bench bench-side soak
+.PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side soak
 
 all: build
 
@@ -33,27 +33,34 @@ plugins: host
 run: build
 	$(HOST_BIN) serve
 
-## browser: Debian's Chromium and chromedriver for the admin UI's browser test, installed when missing
-## (apt-get; sudo when not root). Nothing is downloaded from elsewhere.
-browser:
-	@if command -v chromedriver >/dev/null && command -v chromium >/dev/null; then :; else \
+## test-deps: the Debian packages the tests start for real, installed when missing (apt-get; sudo when not
+## root): Chromium and chromedriver (the admin UI's browser test), PostgreSQL (every accounts, keys, kv and
+## audit test runs on SQLite and on a private PostgreSQL server; the cluster tests) and haproxy (the
+## cluster tests' load balancer). Nothing is downloaded from elsewhere.
+test-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-		echo "installing chromium and chromium-driver (Debian packages) for the browser test"; \
+		echo "installing Debian packages for the tests:$$missing"; \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 ## test: everything the tests need, then every test (unit and integration, real server, real HTTP, and
 ## the admin UI in headless Chromium; screenshots in target/test-output/admin), then the plugin SDK's
 ## own unit tests (its allocator), built for the host like `lint` builds it.
-test: build browser
+test: build test-deps
 	$(CARGO) test --release --locked --workspace
 	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk --target-dir target/plugins-lint
 
 ## test-repeat: the whole suite N times in a row (default 10); prints how many runs failed and which
 ## tests failed in which run (logs in target/test-repeat/). ARGS="-- browser::" repeats one test.
 N ?= 10
-test-repeat: build browser
+test-repeat: build test-deps
 	tests/repeat.sh $(N) $(ARGS)
 
 ## lint: rustfmt check and clippy with warnings as errors, for the host workspace and for plugins/.

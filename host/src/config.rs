@@ -36,8 +36,9 @@ pub struct Config {
     pub watch: bool,
     /// Quiet time after the last change before a watch-triggered reload.
     pub watch_debounce_ms: u64,
-    /// The database file (SQLite). A relative path is relative to `data_dir`.
-    pub database: PathBuf,
+    /// The database: a SQLite file (relative to `data_dir` unless absolute) or a `postgres://` URL
+    /// (cluster mode). See [`Config::database_location`].
+    pub database: String,
     /// Sessions, cookies and login rate limits.
     pub auth: AuthConfig,
     /// Resource limits for requests and plugin instances.
@@ -145,6 +146,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--watch` (only ever turns watching on).
     pub watch: bool,
+    /// `--database` or `PLUGIN_HOST_DATABASE`.
+    pub database: Option<String>,
 }
 
 impl Config {
@@ -198,6 +201,9 @@ impl Config {
             self.data_dir = v.clone();
         }
         self.watch |= o.watch;
+        if let Some(v) = &o.database {
+            self.database = v.clone();
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -242,8 +248,8 @@ impl Config {
             "auth.login_lockout_max_secs must be at least 1"
         );
         anyhow::ensure!(
-            !self.database.as_os_str().is_empty(),
-            "database must name a file"
+            !self.database.trim().is_empty(),
+            "database must name a SQLite file or a postgres:// URL"
         );
         for (name, p) in &self.plugins {
             if let Some(m) = p.instance_memory_bytes {
@@ -263,9 +269,10 @@ impl Config {
         Ok(())
     }
 
-    /// Where the database file is: `database`, relative to `data_dir` unless absolute.
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join(&self.database)
+    /// Where the database is: a `postgres://` URL selects PostgreSQL; anything else is a SQLite file,
+    /// relative to `data_dir` unless absolute.
+    pub fn database_location(&self) -> crate::accounts::db::Location {
+        crate::accounts::db::Location::parse(&self.database, &self.data_dir)
     }
 
     /// The key-value caps of the plugin named `name`: (per value, per plugin).

@@ -81,6 +81,77 @@ pub fn plugins_dir_with(files: &[&Path]) -> tempfile::TempDir {
     dir
 }
 
+/// The database backend a test runs on: SQLite (the default) or the private PostgreSQL server
+/// ([`plugin_host_kit::postgres::Postgres::shared`]). Tests that must hold on both run their body
+/// inside [`Backend::scope`] (the `on_both_backends!` macro of the integration tests does this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+impl Backend {
+    /// Run `body` with this backend: every [`TestServer`] and every `plugin-host` process it starts
+    /// uses it.
+    pub async fn scope<F: std::future::Future>(self, body: F) -> F::Output {
+        BACKEND.scope(self, body).await
+    }
+
+    /// The backend of the running test (SQLite outside any scope).
+    pub fn current() -> Self {
+        BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+    }
+}
+
+/// File in a test's data directory naming its PostgreSQL database, so a server restarted on the same
+/// data directory, and the CLI pointed at it, find the same database.
+const DATABASE_URL_FILE: &str = "test-database-url";
+
+/// The `database` setting for a test whose data directory is `data`: `None` on SQLite (the default file
+/// in `data`); on PostgreSQL the URL of a database made for this data directory on first use.
+pub fn database_for(data: &Path) -> Option<String> {
+    if Backend::current() == Backend::Sqlite {
+        return None;
+    }
+    let file = data.join(DATABASE_URL_FILE);
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let url = plugin_host_kit::postgres::Postgres::shared().fresh_database();
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::write(&file, &url).unwrap();
+    Some(url)
+}
+
+/// Everything the database of the test with data directory `data` holds, as bytes to search: the SQLite
+/// files, or a `pg_dump` of the PostgreSQL database.
+pub fn database_contents(data: &Path) -> Vec<u8> {
+    match database_for(data) {
+        Some(url) => {
+            let name = url.rsplit('/').next().unwrap();
+            plugin_host_kit::postgres::Postgres::shared()
+                .dump(name)
+                .unwrap()
+                .into_bytes()
+        }
+        None => {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(data).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with("plugin-host.db") {
+                    bytes.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            bytes
+        }
+    }
+}
+
 /// A configuration for tests: port 0 on loopback, the given plugins directory, a temporary data dir.
 pub fn test_config(plugins_dir: &Path, data_dir: &Path) -> Config {
     let mut config = Config::defaults();
@@ -124,6 +195,9 @@ impl TestServer {
     /// Provisions the admin [`ADMIN_USER`] and an admin key through the library, as the CLI would.
     pub async fn start_in(data: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(example("hello").parent().unwrap(), data.path());
+        if let Some(url) = database_for(data.path()) {
+            config.database = url;
+        }
         adjust(&mut config);
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
@@ -278,13 +352,22 @@ pub struct Exited {
 const LISTENING: &str = "plugin-host listening on http://";
 
 /// `plugin-host ARGS`, with what the calling shell has in its environment that would change a test
-/// removed: tests set up bootstrap themselves.
+/// removed: tests set up bootstrap themselves. On PostgreSQL ([`Backend`]), a command given `--data DIR`
+/// gets that data directory's database as `PLUGIN_HOST_DATABASE`.
 fn host_command(args: &[&str], log_level: &str) -> Command {
     let mut command = Command::new(host_bin());
     command
         .args(args)
         .env("RUST_LOG", log_level)
-        .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET");
+        .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
+        .env_remove("PLUGIN_HOST_DATABASE");
+    let data = args
+        .windows(2)
+        .find(|w| w[0] == "--data")
+        .map(|w| PathBuf::from(w[1]));
+    if let Some(url) = data.and_then(|d| database_for(&d)) {
+        command.env("PLUGIN_HOST_DATABASE", url);
+    }
     command
 }
 
@@ -313,9 +396,11 @@ impl HostProcess {
 
     /// [`HostProcess::serve`] with extra environment variables.
     pub fn serve_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = host_command(&["serve", "--listen", "127.0.0.1:0"], "info");
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
         // Tests read info-level lines.
-        command.args(args).envs(env.iter().copied());
+        let mut command = host_command(&all, "info");
+        command.envs(env.iter().copied());
         let ready = Ready {
             name: "plugin-host",
             prefix: LISTENING,

@@ -1,40 +1,116 @@
-//! The host's database: one SQLite file (by default `<data_dir>/plugin-host.db`) opened through an sqlx
-//! pool in WAL mode with `synchronous = FULL`, foreign keys on and a busy timeout, and the schema
-//! migrations in `host/migrations/` applied on open (by `serve` and by the CLI alike).
+//! The host's database, one of two backends behind the same queries (sqlx's `Any` driver):
 //!
-//! SQL elsewhere is written to run on PostgreSQL too: `$1` binds (sqlx-sqlite accepts them), times as
-//! INTEGER unix milliseconds, `ON CONFLICT ... DO UPDATE`, no `INSERT OR REPLACE`, no rowid tricks.
+//! - **SQLite** (the default): one file (`<data_dir>/plugin-host.db`) in WAL mode with
+//!   `synchronous = FULL`, foreign keys on and a busy timeout; a single writing connection beside a few
+//!   readers. What one node needs, with nothing to run.
+//! - **PostgreSQL** (`database = "postgres://..."`): what a cluster of nodes shares. One pool; write
+//!   transactions take a transaction-scoped advisory lock on what they change, so a check-then-write
+//!   (the last admin, a plugin's quota) holds across nodes as SQLite's single writer makes it hold.
+//!
+//! Each backend has its own migrations (`host/migrations/sqlite`, `host/migrations/postgres`), applied on
+//! open by `serve` and the CLI alike. The SQL elsewhere runs on both: `$1` binds, times as integer unix
+//! milliseconds, `ON CONFLICT ... DO UPDATE`, no `INSERT OR REPLACE`, no rowid tricks.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
 
-/// The database handle every store uses: a pool of readers and a single writer connection.
+/// Where the database is, as the configuration names it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://USER[:PASSWORD]@HOST:PORT/DB`).
+    Postgres(String),
+}
+
+impl Location {
+    /// `text` as the `database` setting reads: a `postgres://` or `postgresql://` URL, else a SQLite path
+    /// (relative to `data_dir` unless absolute).
+    pub fn parse(text: &str, data_dir: &Path) -> Self {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Self::Postgres(text.to_owned())
+        } else {
+            Self::Sqlite(data_dir.join(text))
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// For messages and logs: the file, or the URL without its password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) if u.password().is_some() => {
+                    let _ = u.set_password(Some("***"));
+                    u.to_string()
+                }
+                Ok(u) => u.to_string(),
+                Err(_) => "a PostgreSQL URL that does not parse".into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password, even in a debug dump of the configuration.
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The database engine behind a [`Pool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database handle every store uses.
 ///
-/// SQLite has one writer at a time. With several writing connections, a waiting writer polls for the
-/// lock (the busy handler sleeps and retries) and can starve behind a busy stream of other writes; a
-/// pool of one writer connection instead queues writers fairly (first come, first served) inside the
-/// process, and no write transaction can ever meet another's snapshot. Reads run beside the writer on
-/// their own connections (WAL). Other processes (the CLI) still meet the busy timeout.
+/// On SQLite: a pool of readers and a single writer connection. SQLite has one writer at a time; with
+/// several writing connections a waiting writer polls for the lock and can starve behind a busy stream
+/// of other writes, while a pool of one queues writers fairly inside the process. Reads run beside the
+/// writer (WAL). Other processes (the CLI) still meet the busy timeout.
+///
+/// On PostgreSQL: one pool serves both.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: AnyPool,
+    write: AnyPool,
+    location: Location,
 }
 
 impl Pool {
     /// For queries that only read.
-    pub fn reader(&self) -> &SqlitePool {
+    pub fn reader(&self) -> &AnyPool {
         &self.read
     }
 
     /// For statements and transactions that write.
-    pub fn writer(&self) -> &SqlitePool {
+    pub fn writer(&self) -> &AnyPool {
         &self.write
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.location.backend()
+    }
+
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Close every connection (waits for those in use).
@@ -44,14 +120,17 @@ impl Pool {
     }
 }
 
-/// How long a statement waits for another connection's write lock before failing. Writes are short
-/// (one row, or one small transaction), so waiting this long means something is badly stuck.
+/// How long a statement waits for another connection's write lock (SQLite) or for a free connection
+/// (both) before failing. Writes are short, so waiting this long means something is badly stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reading connections. A few let reads proceed beside the write (WAL) without holding many file
-/// handles.
+/// SQLite reading connections. A few let reads proceed beside the write (WAL) without holding many
+/// file handles.
 const MAX_READERS: u32 = 8;
+/// PostgreSQL connections per node. Requests that touch the database (key checks, sessions, kv) hold
+/// one only for a statement or a short transaction.
+const PG_CONNECTIONS: u32 = 16;
 
-/// How durable an acknowledged write is.
+/// How durable an acknowledged write is (SQLite; PostgreSQL commits are durable by its own settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// `synchronous = FULL`: every commit is fsynced before it is acknowledged, so it survives a crash
@@ -62,61 +141,157 @@ pub enum Durability {
     Normal,
 }
 
-/// Open (creating if missing) the database at `path` and bring its schema up to date.
+/// Open (creating if missing) the SQLite database at `path` and bring its schema up to date.
 pub async fn open(path: &Path) -> Result<Pool> {
     open_with(path, Durability::Full).await
 }
 
+/// Open the database at `location` and bring its schema up to date.
+pub async fn open_location(location: &Location) -> Result<Pool> {
+    match location {
+        Location::Sqlite(path) => open_with(path, Durability::Full).await,
+        Location::Postgres(url) => open_postgres(url).await,
+    }
+}
+
 /// [`open`] with a chosen durability.
 pub async fn open_with(path: &Path, durability: Durability) -> Result<Pool> {
+    sqlx::any::install_default_drivers();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
     }
-    let synchronous = match durability {
-        Durability::Full => SqliteSynchronous::Full,
-        Durability::Normal => SqliteSynchronous::Normal,
+    let path = std::path::absolute(path)
+        .with_context(|| format!("cannot resolve database path {}", path.display()))?;
+    let options = sqlite_options(&path)?;
+    let pragmas = match durability {
+        Durability::Full => SQLITE_PRAGMAS_FULL,
+        Durability::Normal => SQLITE_PRAGMAS_NORMAL,
     };
-    let options = SqliteConnectOptions::from_str("sqlite:")
-        .expect("static URL")
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(synchronous)
-        .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
-    let write = SqlitePoolOptions::new()
+    let pool_options = || {
+        AnyPoolOptions::new()
+            .acquire_timeout(BUSY_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute(sqlx::raw_sql(pragmas)).await?;
+                    Ok(())
+                })
+            })
+    };
+    let write = pool_options()
         .max_connections(1)
         .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot open database {}", path.display()))?;
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("./migrations/sqlite")
         .run(&write)
         .await
         .with_context(|| format!("cannot apply migrations to database {}", path.display()))?;
-    let read = SqlitePoolOptions::new()
+    let read = pool_options()
         .max_connections(MAX_READERS)
         .connect_with(options)
         .await
         .with_context(|| format!("cannot open database {}", path.display()))?;
-    Ok(Pool { read, write })
+    Ok(Pool {
+        read,
+        write,
+        location: Location::Sqlite(path),
+    })
 }
 
-/// Start a transaction that will write. On SQLite this is `BEGIN IMMEDIATE`: the write lock is taken
-/// at the start (waiting up to the busy timeout), because a transaction that reads first and writes
-/// later fails at once with "database is locked" when another connection wrote in between. (PostgreSQL
-/// will use a plain `BEGIN`.)
-pub async fn begin_write(
-    pool: &Pool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.writer().begin_with("BEGIN IMMEDIATE").await
+/// Per-connection SQLite settings (WAL is a property of the file, set again harmlessly).
+const SQLITE_PRAGMAS_FULL: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+const SQLITE_PRAGMAS_NORMAL: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+/// The `Any` driver's options for the SQLite file at `path` (absolute), created when missing.
+fn sqlite_options(path: &Path) -> Result<AnyConnectOptions> {
+    use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+    // The driver percent-decodes the path, so everything a URL treats specially is encoded.
+    const PATH: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}');
+    let text = path
+        .to_str()
+        .with_context(|| format!("database path {} is not UTF-8", path.display()))?;
+    let url = format!("sqlite://{}?mode=rwc", utf8_percent_encode(text, PATH));
+    AnyConnectOptions::from_str(&url)
+        .with_context(|| format!("cannot use database path {}", path.display()))
 }
 
-/// SQLite's own consistency check of the whole file: `"ok"` when sound.
+/// Connect to PostgreSQL at `url` and apply its migrations (under sqlx's migration lock, so nodes
+/// starting together apply them once).
+async fn open_postgres(url: &str) -> Result<Pool> {
+    sqlx::any::install_default_drivers();
+    let shown = Location::Postgres(url.to_owned()).redacted();
+    let options = AnyConnectOptions::from_str(url)
+        .with_context(|| format!("invalid database URL {shown}"))?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(PG_CONNECTIONS)
+        .acquire_timeout(BUSY_TIMEOUT)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to database {shown}"))?;
+    sqlx::migrate!("./migrations/postgres")
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot apply migrations to database {shown}"))?;
+    Ok(Pool {
+        read: pool.clone(),
+        write: pool,
+        location: Location::Postgres(url.to_owned()),
+    })
+}
+
+/// A write transaction.
+pub type WriteTx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Start a transaction that changes accounts (users, keys, sessions): [`begin_write_scoped`] on the
+/// scope `accounts`.
+pub async fn begin_write(pool: &Pool) -> Result<WriteTx, sqlx::Error> {
+    begin_write_scoped(pool, "accounts").await
+}
+
+/// Start a transaction that will write, serialized with every other write transaction on `scope`.
+///
+/// On SQLite this is `BEGIN IMMEDIATE`: the write lock is taken at the start (waiting up to the busy
+/// timeout), because a transaction that reads first and writes later fails at once with "database is
+/// locked" when another connection wrote in between; SQLite has one writer, so every scope is one.
+/// On PostgreSQL it is `BEGIN` followed by `pg_advisory_xact_lock` on the scope's hash, held until
+/// commit or rollback: transactions on one scope run one at a time on every node, others in parallel.
+pub async fn begin_write_scoped(pool: &Pool, scope: &str) -> Result<WriteTx, sqlx::Error> {
+    match pool.backend() {
+        Backend::Sqlite => pool.writer().begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut tx = pool.writer().begin().await?;
+            sqlx::query(
+                "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked",
+            )
+            .bind(scope)
+            .execute(&mut *tx)
+            .await?;
+            Ok(tx)
+        }
+    }
+}
+
+/// The database's own consistency check: SQLite's `integrity_check` (`"ok"` when sound); PostgreSQL
+/// checks itself, so `"ok"` when it answers.
 pub async fn integrity_check(pool: &Pool) -> Result<String> {
-    let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(pool.reader())
-        .await?;
+    let sql = match pool.backend() {
+        Backend::Sqlite => "PRAGMA integrity_check",
+        Backend::Postgres => "SELECT 'ok'",
+    };
+    let (verdict,): (String,) = sqlx::query_as(sql).fetch_one(pool.reader()).await?;
     Ok(verdict)
 }
 

@@ -34,9 +34,9 @@ const MIN_SECRET_CHARS: usize = 16;
 /// Open the database (applying migrations) and build what the process keeps: authentication and the
 /// key-value store. Arms the bootstrap secret when no admin exists.
 pub(crate) async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvStore>)> {
-    let path = config.database_path();
-    let db = crate::accounts::db::open(&path).await?;
-    tracing::info!(database = %path.display(), "database open");
+    let location = config.database_location();
+    let db = crate::accounts::db::open_location(&location).await?;
+    tracing::info!(database = %location.redacted(), "database open");
     let auth = Arc::new(AuthContext::new(db.clone(), config.auth.clone()));
     let kv = Arc::new(KvStore::new(db, config));
     arm(&auth, std::env::var(SECRET_ENV).ok()).await?;

@@ -1,6 +1,6 @@
 //! The `user` and `key` commands: manage accounts in the database that `serve` uses (found from the
-//! same `--config FILE` and `--data DIR`). They work while the server runs (SQLite in WAL mode allows a
-//! second process), and every change writes an audit row with the actor `cli:<OS user>`.
+//! same `--config FILE`, `--data DIR` and `--database`). They work while the server runs (SQLite in WAL
+//! mode allows a second process; PostgreSQL is shared anyway), and every change writes an audit row with the actor `cli:<OS user>`.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -24,6 +24,9 @@ pub struct DbArgs {
     /// Directory for the host's own data (where the database is by default).
     #[arg(long = "data", value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// The database: a SQLite file or a postgres:// URL (overrides the configuration).
+    #[arg(long, value_name = "URL", env = "PLUGIN_HOST_DATABASE", global = true)]
+    database: Option<String>,
 }
 
 /// `plugin-host user ...`
@@ -87,13 +90,18 @@ fn actor() -> String {
     format!("cli:{user}")
 }
 
-async fn open(args: &DbArgs) -> Result<Pool> {
+/// The configuration these flags select.
+pub(crate) fn config_of(args: &DbArgs) -> Result<Config> {
     let overrides = Overrides {
         data_dir: args.data_dir.clone(),
+        database: args.database.clone(),
         ..Overrides::default()
     };
-    let config = Config::load(args.config.as_deref(), &overrides)?;
-    crate::accounts::db::open(&config.database_path()).await
+    Config::load(args.config.as_deref(), &overrides)
+}
+
+async fn open(args: &DbArgs) -> Result<Pool> {
+    crate::accounts::db::open_location(&config_of(args)?.database_location()).await
 }
 
 /// Read a new password: from stdin's first line, or twice from the terminal without echo.

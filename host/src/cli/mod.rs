@@ -44,6 +44,9 @@ enum Command {
         /// Reload when plugin files change (debounced).
         #[arg(long)]
         watch: bool,
+        /// The database: a SQLite file or a postgres:// URL (cluster mode).
+        #[arg(long, value_name = "URL", env = "PLUGIN_HOST_DATABASE")]
+        database: Option<String>,
     },
     /// Load one plugin exactly as `serve` would and print its manifest, or why it is refused.
     Check {
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             templates_dir,
             data_dir,
             watch,
+            database,
         } => {
             let overrides = Overrides {
                 listen,
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 templates_dir,
                 data_dir,
                 watch,
+                database,
             };
             let config = Config::load(files.config.as_deref(), &overrides)?;
             init_tracing(&config);
