@@ -26,6 +26,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace_ms: u64,
+    /// After a shutdown signal, how long the node keeps serving while `/readyz` says 503, so a load
+    /// balancer takes it out before connections are refused.
+    pub shutdown_delay_ms: u64,
+    /// Proxies (addresses or CIDRs) whose `X-Forwarded-For`/`Forwarded` and `X-Forwarded-Proto` are
+    /// believed: requests from them are attributed to the client they name.
+    pub trusted_proxies: Vec<String>,
     /// Log filter (`tracing_subscriber::EnvFilter` syntax).
     pub log: String,
     /// `text` or `json`.
@@ -41,6 +47,8 @@ pub struct Config {
     pub database: String,
     /// Sessions, cookies and login rate limits.
     pub auth: AuthConfig,
+    /// Cluster mode (a `postgres://` database).
+    pub cluster: ClusterConfig,
     /// Resource limits for requests and plugin instances.
     pub limits: Limits,
     /// Per-plugin settings by plugin name.
@@ -70,6 +78,18 @@ pub struct AuthConfig {
     pub login_free_failures: u32,
     /// The longest lockout; lockouts double from one second up to this.
     pub login_lockout_max_secs: u64,
+}
+
+/// Cluster mode settings (see `default-config.toml` and docs/cluster.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Re-read the plugin set revision this often even without a notification.
+    pub poll_secs: u64,
+    /// Write this node's row (and check the database) this often.
+    pub heartbeat_ms: u64,
+    /// This node's id in the `nodes` table; empty: `HOSTNAME:PORT`.
+    pub node_id: String,
 }
 
 /// Resource limits (see `default-config.toml` for what each one does).
@@ -238,6 +258,10 @@ impl Config {
             l.render_fuel >= 10_000,
             "limits.render_fuel must be at least 10000"
         );
+        anyhow::ensure!(
+            self.cluster.poll_secs >= 1 && self.cluster.heartbeat_ms >= 100,
+            "cluster.poll_secs must be at least 1 and cluster.heartbeat_ms at least 100"
+        );
         let a = &self.auth;
         anyhow::ensure!(
             a.session_idle_secs >= 1 && a.session_absolute_secs >= 1,
@@ -287,6 +311,11 @@ impl Config {
     /// The quiet time before a watch-triggered reload.
     pub fn watch_debounce(&self) -> Duration {
         Duration::from_millis(self.watch_debounce_ms)
+    }
+
+    /// How long to keep serving, not ready, after a shutdown signal.
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_millis(self.shutdown_delay_ms)
     }
 
     /// The grace period after a shutdown signal.

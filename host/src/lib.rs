@@ -7,6 +7,8 @@
 //!   store, audit), authentication and the login limiter;
 //! - [`generation`]: one loaded set of plugins, compiled once, with its own wasmtime `Engine`, routes,
 //!   templates and catalogue, and the call into a plugin instance; dropped as a whole;
+//! - [`cluster`]: cluster mode's shared state in PostgreSQL (the plugin set and its revision, the
+//!   nodes) and this node's part in it;
 //! - [`http`]: the accept loop, content negotiation and negotiated responses;
 //! - [`app`]: the process — shared state, the reload coordinator, metrics, the sampler, the watcher;
 //! - [`request`]: the plugin request path, from a request to its answer;
@@ -19,6 +21,7 @@ pub mod app;
 pub mod bindings;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod generation;
 mod http;

@@ -20,6 +20,7 @@ use tracing::{Instrument, field};
 
 use crate::app::metrics::RouteLabels;
 use crate::app::state::AppState;
+use crate::cluster::ClusterNode;
 use crate::config::Config;
 use crate::generation::Generation;
 use crate::http::context::RequestId;
@@ -32,23 +33,46 @@ pub struct Server {
 }
 
 impl Server {
-    /// Build the first generation (failing on any bad plugin) and bind the listener.
-    pub async fn bind(config: Config) -> Result<Self> {
-        let generation = Generation::build(1, &config)
-            .await
-            .context("cannot load plugins")?;
+    /// Open the database, build the first generation (failing on any bad plugin) and bind the listener.
+    ///
+    /// In cluster mode (a `postgres://` database) the plugins come from the database's plugin set: the
+    /// node serves the current revision, or, when that cannot be built yet, starts with no plugins and
+    /// not ready while its converger keeps trying.
+    pub async fn bind(mut config: Config) -> Result<Self> {
+        let proxies = crate::http::proxy::Proxies::parse(&config.trusted_proxies)?;
+        let (auth, kv) = crate::admin::bootstrap::open(&config).await?;
+        let mut node = match config.database_location() {
+            crate::accounts::db::Location::Postgres(url) => {
+                let node = ClusterNode::new(auth.db.clone(), url, &config);
+                config.plugins_dir = node.dirs.serving.clone();
+                Some(node)
+            }
+            crate::accounts::db::Location::Sqlite(_) => None,
+        };
+        let generation = match &node {
+            Some(node) => first_cluster_generation(node, &config).await?,
+            None => Generation::build(1, &config)
+                .await
+                .context("cannot load plugins")?,
+        };
         tracing::info!(
             generation = generation.id,
             plugins = generation.plugins.len(),
             routes = generation.routes.len(),
             "generation built"
         );
-        let (auth, kv) = crate::admin::bootstrap::open(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = Arc::new(AppState::new(config, generation, auth, kv));
+        let mut state = AppState::new(config, generation, auth, kv).with_proxies(proxies);
+        if let Some(mut node) = node.take() {
+            node.set_address(listener.local_addr()?);
+            tracing::info!(node = %node.id, "cluster mode");
+            state = state.with_cluster(Arc::new(node));
+        }
+        let state = Arc::new(state);
         crate::app::sampler::spawn(Arc::downgrade(&state));
+        crate::app::converge::spawn(&state);
         Ok(Self { listener, state })
     }
 
@@ -89,6 +113,32 @@ impl Server {
     }
 }
 
+/// Cluster mode's first generation: the current revision of the plugin set, or (when it cannot be read
+/// or built) an empty one, with the error recorded for `/readyz` and the nodes table.
+async fn first_cluster_generation(node: &ClusterNode, config: &Config) -> Result<Generation> {
+    let built = match node.sync().await {
+        Ok(revision) => match Generation::build(1, config).await {
+            Ok(generation) => {
+                node.built(revision);
+                return Ok(generation);
+            }
+            Err(e) => (Some(revision), e.to_string()),
+        },
+        Err(e) => (None, format!("{e:#}")),
+    };
+    let (revision, error) = built;
+    tracing::error!(%error, revision, "cannot serve the plugin set yet; starting without plugins, not ready");
+    node.failed(revision, error);
+    let empty = node.dirs.trials.join("empty");
+    std::fs::create_dir_all(&empty)
+        .with_context(|| format!("cannot create {}", empty.display()))?;
+    let mut bare = config.clone();
+    bare.plugins_dir = empty;
+    Generation::build(1, &bare)
+        .await
+        .context("cannot build an empty generation")
+}
+
 /// The whole HTTP surface.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -114,14 +164,24 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
-/// Readiness: a generation is loaded and serving.
+/// Readiness: serving plugins, the database reachable (cluster mode) and not shutting down; 503 with
+/// the reason otherwise. Load balancers route by this; liveness (`/healthz`) never looks at the database,
+/// so an outage does not make an orchestrator restart every node.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let generation = state.current();
-    axum::Json(json!({
-        "status": "ready",
-        "generation": generation.id,
-        "plugins": generation.plugins.len(),
-    }))
+    let r = state.readiness();
+    let status = if r.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if r.ready { "ready" } else { "not ready" },
+        "reason": r.reason,
+        "generation": r.generation,
+        "revision": r.revision,
+        "plugins": state.current().plugins.len(),
+    });
+    (status, axum::Json(body))
 }
 
 /// The route catalogue of the current generation, as JSON or HTML; both were made when it was built.
@@ -180,8 +240,17 @@ async fn request_context(
         latency_us = field::Empty,
     );
     req.extensions_mut().insert(RequestId(id.clone()));
+    let origin = crate::http::context::peer_of(req.extensions())
+        .filter(|_| state.proxies.any())
+        .map(|peer| state.proxies.origin(peer, req.headers()));
+    if let Some(origin) = origin {
+        req.extensions_mut().insert(origin);
+    }
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
+    if origin.is_some_and(|o| o.https) {
+        crate::http::proxy::secure_cookies(response.headers_mut());
+    }
     crate::http::error::fill_body(&mut response, &id);
     let header_value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     response.headers_mut().insert("x-request-id", header_value);

@@ -29,6 +29,7 @@ mod admin_accounts;
 mod admin_ui;
 mod browser;
 mod check;
+mod cluster;
 mod crash;
 mod faults;
 mod kv;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod browser;
+pub mod cluster;
 pub mod pages;
 
 use plugin_host::app::state::AppState;
@@ -396,7 +397,16 @@ impl HostProcess {
 
     /// [`HostProcess::serve`] with extra environment variables.
     pub fn serve_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        Self::serve_at_env("127.0.0.1:0", args, env)
+    }
+
+    /// `plugin-host serve --listen LISTEN ARGS` (a fixed port, e.g. a cluster node's).
+    pub fn serve_at(listen: &str, args: &[&str]) -> Self {
+        Self::serve_at_env(listen, args, &[])
+    }
+
+    fn serve_at_env(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut all = vec!["serve", "--listen", listen];
         all.extend_from_slice(args);
         // Tests read info-level lines.
         let mut command = host_command(&all, "info");

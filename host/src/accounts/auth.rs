@@ -190,7 +190,8 @@ impl AuthContext {
                 config.login_free_failures,
                 Duration::from_secs(config.login_lockout_max_secs),
                 clock.clone(),
-            ),
+            )
+            .shared_through(&db),
             clock,
             db,
             config,

@@ -284,6 +284,33 @@ pub async fn begin_write_scoped(pool: &Pool, scope: &str) -> Result<WriteTx, sql
     }
 }
 
+/// Run `job` on one node at a time: on PostgreSQL only when this node wins the session-level advisory
+/// lock `name` (another node running it now means this round is skipped); on SQLite (one node) always.
+/// Whether it ran.
+pub async fn run_once<F, T>(pool: &Pool, name: &str, job: F) -> Result<Option<T>>
+where
+    F: std::future::Future<Output = T>,
+{
+    if pool.backend() == Backend::Sqlite {
+        return Ok(Some(job.await));
+    }
+    // The lock belongs to this connection's session: take it and release it on the same one.
+    let mut conn = pool.writer().acquire().await?;
+    let (won,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !won {
+        return Ok(None);
+    }
+    let out = job.await;
+    sqlx::query_as::<_, (bool,)>("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Some(out))
+}
+
 /// The database's own consistency check: SQLite's `integrity_check` (`"ok"` when sound); PostgreSQL
 /// checks itself, so `"ok"` when it answers.
 pub async fn integrity_check(pool: &Pool) -> Result<String> {

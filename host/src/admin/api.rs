@@ -26,6 +26,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/api/reload", post(reload))
         .route("/admin/api/generations", get(generations))
         .merge(crate::admin::accounts_api::admin_routes())
+        .merge(crate::admin::plugins_api::routes())
         .route_layer(middleware::from_fn_with_state(state, admin_access))
         .merge(crate::admin::login::router())
 }

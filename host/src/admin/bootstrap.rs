@@ -40,22 +40,31 @@ pub(crate) async fn open(config: &Config) -> Result<(Arc<AuthContext>, Arc<KvSto
     let auth = Arc::new(AuthContext::new(db.clone(), config.auth.clone()));
     let kv = Arc::new(KvStore::new(db, config));
     arm(&auth, std::env::var(SECRET_ENV).ok()).await?;
-    // Expired sessions are deleted when met; this sweeps the ones never met again. It holds the
-    // context weakly, so it ends (and lets the pool close) once the server's state is gone.
+    // Expired sessions are deleted when met; this sweeps the ones never met again (and, in cluster
+    // mode, old login failure counts), on one node at a time. It holds the context weakly, so it ends
+    // (and lets the pool close) once the server's state is gone.
     let purge = Arc::downgrade(&auth);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             every.tick().await;
             let Some(auth) = purge.upgrade() else { break };
-            if let Err(e) = crate::accounts::sessions::purge_expired(
-                &auth.db,
-                auth.lifetimes(),
-                auth.clock.now_ms(),
-            )
-            .await
-            {
-                tracing::warn!(error = %format!("{e:#}"), "cannot purge expired sessions");
+            let sweep = async {
+                crate::accounts::sessions::purge_expired(
+                    &auth.db,
+                    auth.lifetimes(),
+                    auth.clock.now_ms(),
+                )
+                .await?;
+                auth.limiter.sweep().await?;
+                anyhow::Ok(())
+            };
+            match crate::accounts::db::run_once(&auth.db, "sweep:sessions", sweep).await {
+                Ok(Some(Ok(()))) => {}
+                Ok(None) => tracing::debug!("another node is sweeping sessions"),
+                Ok(Some(Err(e))) | Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot purge expired sessions");
+                }
             }
         }
     });
@@ -141,7 +150,7 @@ pub(crate) async fn first_admin(
 ) -> Result<crate::accounts::users::User, Refusal> {
     let auth = &state.auth;
     let limit_keys = vec![format!("addr:{client}")];
-    if let Some(wait) = auth.limiter.locked(&limit_keys) {
+    if let Some(wait) = auth.limiter.locked(&limit_keys).await {
         return Err(Refusal::Locked(wait));
     }
     let armed = auth.bootstrap.lock().expect("bootstrap lock").clone();
@@ -149,7 +158,7 @@ pub(crate) async fn first_admin(
         return Err(Refusal::Closed);
     };
     if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
-        auth.limiter.failed(&limit_keys);
+        auth.limiter.failed(&limit_keys).await;
         return Err(Refusal::WrongSecret);
     }
     let user = async {

@@ -8,14 +8,17 @@
 //! - Disabling renames `X.wasm` to `X.wasm.disabled` (loading reads `*.wasm` only); enabling renames it
 //!   back. Both survive restarts and are plain to see with `ls`.
 //! - Changes hold `AppState::deploy`, so two operators never interleave their renames.
+//!
+//! In cluster mode the same four changes go to the database's plugin set instead (`cluster/store.rs`:
+//! checked, trial-built, committed with a new revision and its audit row, announced to every node), and
+//! this node reloads to the new revision before answering.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::app::state::{AppState, ReloadOutcome};
 
-/// The suffix of a disabled plugin's file.
-pub(crate) const DISABLED_SUFFIX: &str = ".disabled";
+pub(crate) use crate::generation::DISABLED_SUFFIX;
 /// The largest component an upload may carry.
 pub(crate) const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 
@@ -39,6 +42,84 @@ pub(crate) struct Deployed {
     pub(crate) message: String,
     /// The plugin the change was about.
     pub(crate) plugin: String,
+    /// Cluster mode: the committed change (its audit row was written with it).
+    pub(crate) applied: Option<crate::cluster::store::Applied>,
+}
+
+impl Deployed {
+    fn file(message: String, plugin: String) -> Self {
+        Self {
+            message,
+            plugin,
+            applied: None,
+        }
+    }
+}
+
+/// Who makes a change, from where: for the audit row that cluster mode writes with the change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Who<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) client: &'a str,
+}
+
+/// Cluster mode: apply `change` to the database's plugin set, then reload this node to it.
+async fn cluster_change(
+    state: &Arc<AppState>,
+    who: Who<'_>,
+    change: crate::cluster::store::Change,
+) -> Result<Deployed, DeployError> {
+    use crate::cluster::store::{self, ChangeError};
+    let described = format!("{change:?}");
+    let applied = store::apply(
+        &state.auth.db,
+        state.config(),
+        change,
+        who.actor,
+        who.client,
+    )
+    .await
+    .map_err(|e| match e {
+        ChangeError::Refused(m) => DeployError::Refused(m),
+        ChangeError::NotFound(m) => DeployError::NotFound(m),
+        ChangeError::Failed(e) => {
+            tracing::error!(error = %format!("{e:#}"), change = %described.chars().take(80).collect::<String>(), "plugin set change failed");
+            DeployError::Io(format!("{e:#}"))
+        }
+    })?;
+    let outcome = state.reload().await;
+    let what = if applied.changed { "" } else { " (no change)" };
+    let served = if outcome.ok {
+        format!("generation {} serves it", outcome.generation)
+    } else {
+        format!(
+            "this node could not load it yet: {}",
+            outcome.error.clone().unwrap_or_default()
+        )
+    };
+    Ok(Deployed {
+        message: format!(
+            "Plugin set revision {}: {} {}{}{what}; {served}",
+            applied.revision,
+            applied.name,
+            applied.version,
+            if applied.sha256.is_empty() {
+                " removed".to_owned()
+            } else if applied.enabled {
+                String::new()
+            } else {
+                " disabled".to_owned()
+            },
+        ),
+        plugin: applied.name.clone(),
+        applied: Some(applied),
+    })
+}
+
+/// The plugin a file name of the serving directory stands for (`NAME.wasm`, `NAME.wasm.disabled`).
+fn name_of_file(file: &str) -> &str {
+    file.trim_end_matches(DISABLED_SUFFIX)
+        .trim_end_matches(".wasm")
 }
 
 /// A file of the plugins directory as the plugins page lists it.
@@ -109,11 +190,33 @@ async fn reload_or_undo(
 /// (only used in messages).
 pub(crate) async fn upload(
     state: &Arc<AppState>,
+    who: Who<'_>,
     upload_name: &str,
     bytes: bytes::Bytes,
+    expected: Option<&str>,
 ) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
     let config = state.config();
+    let named = |name: &str| match expected {
+        Some(e) if e != name => Err(DeployError::Refused(format!(
+            "{upload_name} is plugin {name:?}, not {e:?}; nothing changed"
+        ))),
+        _ => Ok(()),
+    };
+    if state.cluster().is_some() {
+        let (name, version, sha256) =
+            crate::cluster::store::check_component(config, &bytes, upload_name)
+                .await
+                .map_err(|e| DeployError::Refused(e.to_string()))?;
+        named(&name)?;
+        let change = crate::cluster::store::Change::Put {
+            name,
+            version,
+            sha256,
+            bytes,
+        };
+        return cluster_change(state, who, change).await;
+    }
     let dir = &config.plugins_dir;
     if bytes.is_empty() {
         return Err(DeployError::Refused(format!("{upload_name:?} is empty")));
@@ -123,7 +226,13 @@ pub(crate) async fn upload(
         let _ = std::fs::remove_file(&temp);
     };
     let name = match crate::generation::check_plugin(config, &temp).await {
-        Ok(plugin) => plugin.manifest.name.clone(),
+        Ok(plugin) => {
+            if let Err(refused) = named(&plugin.manifest.name) {
+                remove_temp();
+                return Err(refused);
+            }
+            plugin.manifest.name.clone()
+        }
         Err(e) => {
             remove_temp();
             let reason = e
@@ -149,8 +258,8 @@ pub(crate) async fn upload(
         .file_name()
         .unwrap_or_default()
         .to_string_lossy();
-    Ok(Deployed {
-        message: format!(
+    Ok(Deployed::file(
+        format!(
             "{} plugin {name} {version} as {file}; generation {} serves it",
             if placed.backup.is_some() {
                 "Replaced"
@@ -159,8 +268,8 @@ pub(crate) async fn upload(
             },
             outcome.generation
         ),
-        plugin: name,
-    })
+        name,
+    ))
 }
 
 /// Write an upload to a hidden temporary file in `dir` (synced), and return its path.
@@ -244,8 +353,16 @@ fn place(state: &AppState, dir: &Path, temp: &Path, name: &str) -> Result<Placed
 }
 
 /// Rename `X.wasm` to `X.wasm.disabled` and reload.
-pub(crate) async fn disable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+pub(crate) async fn disable(
+    state: &Arc<AppState>,
+    who: Who<'_>,
+    file: &str,
+) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
+    if state.cluster().is_some() {
+        let change = crate::cluster::store::Change::Disable(name_of_file(file).to_owned());
+        return cluster_change(state, who, change).await;
+    }
     let dir = &state.config().plugins_dir;
     let file = plain_name(file, ".wasm")?;
     let from = dir.join(file);
@@ -260,18 +377,26 @@ pub(crate) async fn disable(state: &Arc<AppState>, file: &str) -> Result<Deploye
     std::fs::rename(&from, &to).map_err(|e| io_error("cannot disable", &from, e))?;
     sync_dir(dir);
     let outcome = reload_or_undo(state, dir, || std::fs::rename(&to, &from)).await?;
-    Ok(Deployed {
-        message: format!(
+    Ok(Deployed::file(
+        format!(
             "Disabled {plugin} ({file} is now {file}{DISABLED_SUFFIX}); generation {} runs without it",
             outcome.generation
         ),
         plugin,
-    })
+    ))
 }
 
 /// Rename `X.wasm.disabled` back to `X.wasm` and reload.
-pub(crate) async fn enable(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+pub(crate) async fn enable(
+    state: &Arc<AppState>,
+    who: Who<'_>,
+    file: &str,
+) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
+    if state.cluster().is_some() {
+        let change = crate::cluster::store::Change::Enable(name_of_file(file).to_owned());
+        return cluster_change(state, who, change).await;
+    }
     let dir = &state.config().plugins_dir;
     let file = plain_name(file, &format!(".wasm{DISABLED_SUFFIX}"))?;
     let from = dir.join(file);
@@ -292,19 +417,27 @@ pub(crate) async fn enable(state: &Arc<AppState>, file: &str) -> Result<Deployed
     sync_dir(dir);
     let outcome = reload_or_undo(state, dir, || std::fs::rename(&to, &from)).await?;
     let plugin = plugin_of(state, &to);
-    Ok(Deployed {
-        message: format!(
+    Ok(Deployed::file(
+        format!(
             "Enabled {plugin} ({enabled}); generation {} serves it",
             outcome.generation
         ),
         plugin,
-    })
+    ))
 }
 
 /// Delete a plugin file: a loaded one is set aside, the directory reloaded, and only then removed; a
 /// disabled one is simply removed (nothing serves it).
-pub(crate) async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed, DeployError> {
+pub(crate) async fn delete(
+    state: &Arc<AppState>,
+    who: Who<'_>,
+    file: &str,
+) -> Result<Deployed, DeployError> {
     let _guard = state.deploy.lock().await;
+    if state.cluster().is_some() {
+        let change = crate::cluster::store::Change::Remove(name_of_file(file).to_owned());
+        return cluster_change(state, who, change).await;
+    }
     let dir = &state.config().plugins_dir;
     let disabled = file.ends_with(DISABLED_SUFFIX);
     let file = if disabled {
@@ -323,10 +456,7 @@ pub(crate) async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed
     if disabled {
         std::fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, e))?;
         sync_dir(dir);
-        return Ok(Deployed {
-            message: format!("Deleted {file}"),
-            plugin,
-        });
+        return Ok(Deployed::file(format!("Deleted {file}"), plugin));
     }
     let aside = dir.join(format!(".{file}.deleted-{}", random_suffix()));
     std::fs::rename(&path, &aside).map_err(|e| io_error("cannot delete", &path, e))?;
@@ -335,13 +465,13 @@ pub(crate) async fn delete(state: &Arc<AppState>, file: &str) -> Result<Deployed
     if let Err(e) = std::fs::remove_file(&aside) {
         tracing::warn!(path = %aside.display(), error = %e, "cannot remove a deleted plugin's file");
     }
-    Ok(Deployed {
-        message: format!(
+    Ok(Deployed::file(
+        format!(
             "Deleted {plugin} ({file}); generation {} runs without it",
             outcome.generation
         ),
         plugin,
-    })
+    ))
 }
 
 /// The name of the plugin loaded from `file` in the current generation, or the file's stem.

@@ -120,14 +120,14 @@ async fn login(
     let body: LoginBody = decode(&parts, &body)?;
     let auth = &state.auth;
     let limit_keys = vec![format!("user:{}", body.username), format!("addr:{client}")];
-    if let Some(wait) = auth.limiter.locked(&limit_keys) {
+    if let Some(wait) = auth.limiter.locked(&limit_keys).await {
         return Err(Error::locked_out(wait));
     }
     let user = users::verify(&auth.db, &body.username, &body.password)
         .await
         .map_err(Error::refused)?;
     let Some(user) = user else {
-        auth.limiter.failed(&limit_keys);
+        auth.limiter.failed(&limit_keys).await;
         tracing::warn!(user = %body.username, %client, "login failed");
         if crate::http::context::is_form(&parts) {
             let next = safe_next(body.next.as_deref());
@@ -137,7 +137,7 @@ async fn login(
         }
         return Err(Error::unauthorized("wrong user name or password"));
     };
-    auth.limiter.succeeded(&limit_keys);
+    auth.limiter.succeeded(&limit_keys).await;
     tracing::info!(user = %user.name, %client, "login");
     let actor = format!("user:{}", user.name);
     crate::accounts::audit::record_or_log(&state.auth.db, &actor, "login", &user.name, "", &client)

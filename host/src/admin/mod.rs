@@ -11,4 +11,5 @@ pub(crate) mod login;
 pub(crate) mod page;
 pub(crate) mod people;
 pub(crate) mod plugins;
+pub(crate) mod plugins_api;
 pub(crate) mod ui;

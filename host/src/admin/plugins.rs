@@ -192,11 +192,16 @@ async fn plugins_action(
         Ok(f) => f,
         Err(e) => return refusal(&state, Some(&viewer), StatusCode::BAD_REQUEST, e.message()),
     };
+    let actor = viewer.actor();
+    let who = deploy::Who {
+        actor: &actor,
+        client: &viewer.client,
+    };
     let result = match form.op.as_str() {
-        "disable" => deploy::disable(&state, &form.file).await,
-        "enable" => deploy::enable(&state, &form.file).await,
+        "disable" => deploy::disable(&state, who, &form.file).await,
+        "enable" => deploy::enable(&state, who, &form.file).await,
         "delete" if form.confirm.as_deref() == Some("yes") => {
-            deploy::delete(&state, &form.file).await
+            deploy::delete(&state, who, &form.file).await
         }
         "delete" => {
             return plugins_page_with(
@@ -249,15 +254,19 @@ async fn finish(
         Ok(done) => done.plugin.as_str(),
         Err(_) => target,
     };
-    crate::accounts::audit::record_or_log(
-        &state.auth.db,
-        &viewer.actor(),
-        action,
-        target,
-        &detail,
-        &viewer.client,
-    )
-    .await;
+    // A cluster change wrote its audit row in its own transaction.
+    let audited = result.as_ref().is_ok_and(|d| d.applied.is_some());
+    if !audited {
+        crate::accounts::audit::record_or_log(
+            &state.auth.db,
+            &viewer.actor(),
+            action,
+            target,
+            &detail,
+            &viewer.client,
+        )
+        .await;
+    }
     let error = error.as_deref();
     plugins_with(state, viewer, notice, error, status)
 }
@@ -312,7 +321,12 @@ async fn upload(state: &Arc<AppState>, viewer: &Viewer, mut form: Multipart) -> 
         .filter(|c| !c.is_control())
         .take(128)
         .collect::<String>();
-    let result = deploy::upload(state, &name, bytes).await;
+    let actor = viewer.actor();
+    let who = deploy::Who {
+        actor: &actor,
+        client: &viewer.client,
+    };
+    let result = deploy::upload(state, who, &name, bytes, None).await;
     finish(state, viewer, "plugin.upload", &name, result).await
 }
 

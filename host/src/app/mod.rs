@@ -1,7 +1,8 @@
 //! The process: its shared state with the reload coordinator and the retired generations, metrics, the
-//! dashboard's sampler, the directory watcher and the allocator's set-up.
+//! dashboard's sampler, the directory watcher, cluster mode's converger and the allocator's set-up.
 
 pub mod alloc;
+pub mod converge;
 pub mod metrics;
 pub mod sampler;
 pub mod state;

@@ -42,6 +42,32 @@ pub struct AppState {
     pub(crate) deploy: tokio::sync::Mutex<()>,
     /// When the process started serving.
     pub(crate) started: Instant,
+    /// Cluster mode: this node's part (the plugin set comes from the database).
+    cluster: Option<Arc<crate::cluster::ClusterNode>>,
+    /// `trusted_proxies`, parsed.
+    pub(crate) proxies: crate::http::proxy::Proxies,
+    /// Set once a shutdown signal arrived: `/readyz` answers 503 from then on.
+    shutting_down: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for AppState {
+    fn drop(&mut self) {
+        if let Some(node) = &self.cluster {
+            node.close();
+        }
+    }
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// Serving plugins, database reachable, not shutting down.
+    pub ready: bool,
+    /// Why not ready (`starting`, `database unreachable`, `shutting down`), when not.
+    pub reason: Option<&'static str>,
+    pub generation: u64,
+    /// Cluster mode: the plugin set revision served.
+    pub revision: Option<i64>,
 }
 
 /// A generation that was replaced; held weakly so that tracking it never keeps it alive.
@@ -63,6 +89,9 @@ pub struct ReloadOutcome {
     pub plugins: Vec<PluginInfo>,
     /// Why the reload failed: names the file and the reason.
     pub error: Option<String>,
+    /// Cluster mode: the plugin set revision now served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
     pub duration_ms: f64,
     /// When it finished, in milliseconds since the Unix epoch.
     pub finished_at_ms: u64,
@@ -124,6 +153,7 @@ impl AppState {
         kv: Arc<KvStore>,
     ) -> Self {
         Self {
+            proxies: crate::http::proxy::Proxies::default(),
             config: Arc::new(config),
             current: ArcSwap::from_pointee(generation),
             retired: Mutex::new(Vec::new()),
@@ -136,6 +166,55 @@ impl AppState {
             history: crate::app::sampler::History::default(),
             deploy: tokio::sync::Mutex::new(()),
             started: Instant::now(),
+            cluster: None,
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// This state in cluster mode, as `node`.
+    pub fn with_cluster(mut self, node: Arc<crate::cluster::ClusterNode>) -> Self {
+        self.cluster = Some(node);
+        self
+    }
+
+    /// Believe these proxies' forwarding headers (`trusted_proxies`).
+    pub(crate) fn with_proxies(mut self, proxies: crate::http::proxy::Proxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// Cluster mode: this node.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterNode>> {
+        self.cluster.as_ref()
+    }
+
+    /// A shutdown signal arrived: report not ready from now on.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this node should get traffic, and why not.
+    pub fn readiness(&self) -> Readiness {
+        let generation = self.current.load().id;
+        let revision = self.cluster.as_ref().and_then(|c| c.served().revision);
+        let reason = if self.shutting_down.load(Ordering::Relaxed) {
+            Some("shutting down")
+        } else if let Some(node) = &self.cluster {
+            if revision.is_none() {
+                Some("starting")
+            } else if !node.database_ok() {
+                Some("database unreachable")
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        Readiness {
+            ready: reason.is_none(),
+            reason,
+            generation,
+            revision,
         }
     }
 
@@ -198,18 +277,34 @@ impl AppState {
         let previous = self.current.load().id;
         let draining = self.retired().len();
         let limit = self.config.limits.max_live_generations;
+        // Cluster mode: bring the serving files to the current revision first.
+        let mut revision = None;
         let result = if draining + 2 > limit {
             Err(BuildError::TooManyGenerations { draining, limit })
+        } else if let Some(node) = &self.cluster {
+            match node.sync().await {
+                Ok(r) => {
+                    revision = Some(r);
+                    Generation::build(previous + 1, &self.config).await
+                }
+                Err(e) => Err(BuildError::Cluster(format!("{e:#}"))),
+            }
         } else {
             Generation::build(previous + 1, &self.config).await
         };
         self.metrics.observe_reload(result.is_ok());
+        let served_revision = |ok: bool| match &self.cluster {
+            Some(node) if ok => revision,
+            Some(node) => node.served().revision,
+            None => None,
+        };
         let finished = |ok, generation, plugins, error| ReloadOutcome {
             ok,
             generation,
             previous,
             plugins,
             error,
+            revision: served_revision(ok),
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
             finished_at_ms: crate::clock::unix_ms() as u64,
         };
@@ -220,6 +315,9 @@ impl AppState {
                 let id = generation.id;
                 let old = self.current.swap(generation);
                 self.retire(&old);
+                if let (Some(node), Some(r)) = (&self.cluster, revision) {
+                    node.built(r);
+                }
                 tracing::info!(
                     generation = id,
                     previous,
@@ -233,6 +331,9 @@ impl AppState {
             Err(e) => {
                 let error = e.to_string();
                 tracing::warn!(%error, serving = previous, "reload failed; still serving the previous generation");
+                if let Some(node) = &self.cluster {
+                    node.failed(revision, error.clone());
+                }
                 finished(false, previous, Vec::new(), Some(error))
             }
         }

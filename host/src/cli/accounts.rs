@@ -83,7 +83,7 @@ pub enum KeyCommand {
 }
 
 /// Who the audit log names for CLI changes.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());

@@ -1,7 +1,8 @@
 //! The command line: `serve`, `check`, `componentize`, the `user` and `key` commands (in
-//! [`accounts`]), logging set-up and signal handling.
+//! [`accounts`]), the cluster's `plugin` commands (in [`plugins`]), logging set-up and signal handling.
 
 pub mod accounts;
+pub mod plugins;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -69,6 +70,13 @@ enum Command {
         #[command(subcommand)]
         command: crate::cli::accounts::KeyCommand,
     },
+    /// Manage a cluster's plugin set (in its PostgreSQL database).
+    Plugin {
+        #[command(flatten)]
+        db: crate::cli::accounts::DbArgs,
+        #[command(subcommand)]
+        command: crate::cli::plugins::PluginCommand,
+    },
     /// Turn a core wasm module built with the SDK (wit-bindgen) into a plugin component.
     Componentize {
         /// The core module (e.g. target/wasm32-unknown-unknown/release/my_plugin.wasm).
@@ -135,6 +143,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init_tracing_quiet();
             runtime()?.block_on(crate::cli::accounts::key(db, command))
         }
+        Command::Plugin { db, command } => {
+            init_tracing_quiet();
+            runtime()?.block_on(crate::cli::plugins::plugin(db, command))
+        }
         Command::Componentize { input, output } => {
             componentize(&input, &output)?;
             Ok(ExitCode::SUCCESS)
@@ -174,7 +186,12 @@ fn init_tracing_quiet() {
 async fn serve(config: Config) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let watch = config.watch.then(|| {
+    let cluster = config.database_location().backend() == crate::accounts::db::Backend::Postgres;
+    if cluster && config.watch {
+        tracing::warn!("--watch does nothing in cluster mode: the plugin set is in the database");
+    }
+    let delay = config.shutdown_delay();
+    let watch = (config.watch && !cluster).then(|| {
         (
             config.plugins_dir.clone(),
             config.templates_dir.clone(),
@@ -197,7 +214,22 @@ async fn serve(config: Config) -> Result<()> {
     // A stable line on stdout that scripts and tests can wait for.
     println!("plugin-host listening on http://{addr}");
     std::io::stdout().flush().ok();
-    server.run(shutdown_signal()).await
+    // On a signal: report not ready at once, keep serving for `shutdown_delay_ms` so load balancers
+    // take this node out, then stop accepting and drain.
+    let draining = server.state();
+    server
+        .run(async move {
+            shutdown_signal().await;
+            draining.begin_shutdown();
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "shutting down: not ready, still serving"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        })
+        .await
 }
 
 /// Reload on every SIGHUP; the outcome goes to the log.

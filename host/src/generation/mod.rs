@@ -46,6 +46,9 @@ pub enum CallFailure {
     Call(CallError),
 }
 
+/// The suffix of a disabled plugin's file (`NAME.wasm.disabled`): loading reads `*.wasm` only.
+pub const DISABLED_SUFFIX: &str = ".disabled";
+
 /// How long a compile-cache entry no loaded plugin uses is kept (a quick rollback stays cheap).
 const CACHE_KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -147,6 +150,8 @@ pub enum BuildError {
         "{draining} retired generation(s) are still finishing requests and limits.max_live_generations is {limit}; retry once they drain"
     )]
     TooManyGenerations { draining: usize, limit: usize },
+    #[error("cannot bring the plugin set from the database: {0}")]
+    Cluster(String),
 }
 
 /// One side of a route conflict: which plugin (and file) declared which pattern.

@@ -1,5 +1,5 @@
 //! What a handler may ask of its request besides the path and state: the request id the router gave
-//! it, the client's address, and a body that is a form or JSON. Each is an extractor, so handlers
+//! it, the client's address (the peer, or the client a trusted proxy names), and a body that is a form or JSON. Each is an extractor, so handlers
 //! name what they need in their arguments instead of digging in `Parts`.
 
 use std::convert::Infallible;
@@ -35,6 +35,11 @@ pub(crate) fn peer(parts: &Parts) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
+/// The peer's socket address from a request's extensions.
+pub(crate) fn peer_of(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
 /// The client's IP address as text (empty when unknown): what login limits and audit rows record.
 #[derive(Debug, Clone)]
 pub(crate) struct Client(pub String);
@@ -42,6 +47,10 @@ pub(crate) struct Client(pub String);
 impl Client {
     /// The client of the request `parts` belong to.
     pub(crate) fn of(parts: &Parts) -> Self {
+        // Through a trusted proxy, the client it names (`proxy.rs`); otherwise the peer.
+        if let Some(origin) = parts.extensions.get::<crate::http::proxy::Origin>() {
+            return Self(origin.client.to_string());
+        }
         Self(peer(parts).map(|p| p.ip().to_string()).unwrap_or_default())
     }
 }

@@ -6,4 +6,5 @@ pub(crate) mod context;
 pub(crate) mod error;
 pub(crate) mod listener;
 pub(crate) mod negotiate;
+pub(crate) mod proxy;
 pub(crate) mod respond;
