@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side soak
+.PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side bench-cluster cluster soak
 
 all: build
 
@@ -98,6 +98,12 @@ bench: build $(WASMTIME)
 ## --no-seed" for some rows.
 bench-side: build $(WASMTIME)
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
+
+## bench-cluster: cluster mode on this machine: convergence from a change on one node to all three
+## (p50/p99 over 100 changes, with notifications and by polling alone), and hello through haproxy with
+## 1, 2 and 3 nodes with CPU per request. A private PostgreSQL and haproxy (make test-deps); ~6 minutes.
+bench-cluster: build test-deps
+	$(BENCH_ENV) target/release/cluster-bench $(CLUSTER_ARGS)
 
 # Heavy (~15 min on two cores): only when missing. `cargo install` builds in a temporary directory.
 $(WASMTIME):

@@ -1,7 +1,9 @@
-//! What accounts and storage cost, measured through the library on a real database file in a temporary
-//! directory. Prints a markdown table for docs/benchmarks.md. Run with `make bench`.
+//! What accounts and storage cost, measured through the library on a real SQLite file in a temporary
+//! directory and on a private PostgreSQL server on loopback (fsync on, as the kit starts it). Prints
+//! markdown tables for docs/benchmarks.md. Run with `make bench`.
 //!
-//! - a key-value write (one committed transaction) with `synchronous = FULL` (the default) and `NORMAL`;
+//! - a key-value write (one committed transaction) with `synchronous = FULL` (the default) and `NORMAL`,
+//!   and on PostgreSQL;
 //! - a key-value read;
 //! - authenticating an API key (one indexed read of `api_keys` joined with `users`);
 //! - a password verification (argon2id, default parameters), for a known and for an unknown user.
@@ -31,6 +33,10 @@ async fn kv_writes(durability: Durability, dir: &std::path::Path) -> Duration {
     let pool = db::open_with(&dir.join(format!("{durability:?}.db")), durability)
         .await
         .unwrap();
+    kv_writes_on(pool).await
+}
+
+async fn kv_writes_on(pool: db::Pool) -> Duration {
     let store = KvStore::new(pool, &Config::defaults());
     let value = vec![42u8; 256];
     let started = Instant::now();
@@ -40,43 +46,82 @@ async fn kv_writes(durability: Durability, dir: &std::path::Path) -> Duration {
     started.elapsed()
 }
 
+/// (kv reads, key lookups) on `pool`, after writing the keys and a user with a key.
+async fn reads_and_lookups(pool: &db::Pool) -> (Duration, Duration) {
+    let store = KvStore::new(pool.clone(), &Config::defaults());
+    let value = vec![42u8; 256];
+    for i in 0..KV_WRITES {
+        store.set("reads", &format!("k{i}"), &value).await.unwrap();
+    }
+    let started = Instant::now();
+    for i in 0..KV_READS {
+        store
+            .get("reads", &format!("k{}", i % KV_WRITES))
+            .await
+            .unwrap();
+    }
+    let reads = started.elapsed();
+    plugin_host::accounts::users::create(pool, "reader", "a-bench-password", Role::User)
+        .await
+        .unwrap();
+    let key = plugin_host::accounts::keys::create(pool, "reader", None, &[], None)
+        .await
+        .unwrap()
+        .key;
+    let started = Instant::now();
+    for _ in 0..KEY_LOOKUPS {
+        plugin_host::accounts::keys::lookup(pool, &key)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    (reads, started.elapsed())
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile_dir();
+    let pg = plugin_host_kit::postgres::Postgres::start(&dir.join("pg")).unwrap();
+    pg.psql("postgres", "CREATE DATABASE bench").unwrap();
+    let pg_url = pg.url("bench");
     runtime.block_on(async {
         let full = kv_writes(Durability::Full, &dir).await;
         let normal = kv_writes(Durability::Normal, &dir).await;
+        let location = db::Location::Postgres(pg_url.clone());
+        let pg_pool = db::open_location(&location).await.unwrap();
+        let pg_writes = kv_writes_on(pg_pool.clone()).await;
+        let pg_reads = reads_and_lookups(&pg_pool).await;
+        let sqlite = db::open(&dir.join("Full.db")).await.unwrap();
+        let sqlite_reads = reads_and_lookups(&sqlite).await;
 
-        let pool = db::open(&dir.join("Full.db")).await.unwrap();
-        let store = KvStore::new(pool.clone(), &Config::defaults());
-        let started = Instant::now();
-        for i in 0..KV_READS {
-            store
-                .get("bench", &format!("k{}", i % KV_WRITES))
-                .await
-                .unwrap();
-        }
-        let reads = started.elapsed();
+        println!("| operation | SQLite | PostgreSQL 15, loopback |");
+        println!("|---|---|---|");
+        println!(
+            "| kv set, 256 B, one committed transaction | {} (FULL), {} (NORMAL) | {} |",
+            per_op(full, KV_WRITES),
+            per_op(normal, KV_WRITES),
+            per_op(pg_writes, KV_WRITES)
+        );
+        println!(
+            "| kv get | {} | {} |",
+            per_op(sqlite_reads.0, KV_READS),
+            per_op(pg_reads.0, KV_READS)
+        );
+        println!(
+            "| API key lookup (authenticate one request) | {} | {} |",
+            per_op(sqlite_reads.1, KEY_LOOKUPS),
+            per_op(pg_reads.1, KEY_LOOKUPS)
+        );
+        println!();
+        pg_pool.close().await;
 
+        let pool = sqlite;
         plugin_host::accounts::users::create(&pool, "bench", "a-bench-password", Role::User)
             .await
             .unwrap();
-        let key = plugin_host::accounts::keys::create(&pool, "bench", None, &[], None)
-            .await
-            .unwrap()
-            .key;
-        let started = Instant::now();
-        for _ in 0..KEY_LOOKUPS {
-            plugin_host::accounts::keys::lookup(&pool, &key)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-        let lookups = started.elapsed();
-
         let mut known = Duration::ZERO;
         let mut unknown = Duration::ZERO;
         for _ in 0..VERIFIES {
@@ -97,19 +142,6 @@ fn main() {
         println!("| operation | per operation |");
         println!("|---|---|");
         println!(
-            "| kv set, 256 B, synchronous = FULL (default) | {} |",
-            per_op(full, KV_WRITES)
-        );
-        println!(
-            "| kv set, 256 B, synchronous = NORMAL | {} |",
-            per_op(normal, KV_WRITES)
-        );
-        println!("| kv get | {} |", per_op(reads, KV_READS));
-        println!(
-            "| API key lookup (authenticate one request) | {} |",
-            per_op(lookups, KEY_LOOKUPS)
-        );
-        println!(
             "| login: argon2id verify, known user | {} |",
             per_op(known, VERIFIES)
         );
@@ -118,6 +150,7 @@ fn main() {
             per_op(unknown, VERIFIES)
         );
     });
+    drop(pg);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -90,6 +90,9 @@ pub struct ClusterConfig {
     pub heartbeat_ms: u64,
     /// This node's id in the `nodes` table; empty: `HOSTNAME:PORT`.
     pub node_id: String,
+    /// Listen for change notifications; off, nodes find changes by polling alone (for a PgBouncer in
+    /// transaction-pooling mode, where LISTEN does not work).
+    pub listen: bool,
 }
 
 /// Resource limits (see `default-config.toml` for what each one does).

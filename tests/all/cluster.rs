@@ -313,6 +313,25 @@ async fn a_key_and_a_browser_session_from_one_node_work_on_another() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // The session cookie is Secure when the trusted proxy (127.0.0.1 here) says the client came over
+    // HTTPS, and only then.
+    let login = |proto: Option<&'static str>| {
+        let mut r = c
+            .post(cluster.url_of(0, "/admin/login"))
+            .json(&json!({ "username": "root", "password": "a-long-password" }));
+        if let Some(p) = proto {
+            r = r.header("x-forwarded-proto", p);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.headers()["set-cookie"].to_str().unwrap().to_owned()
+        }
+    };
+    assert!(login(Some("https")).await.contains("; Secure"));
+    assert!(!login(Some("http")).await.contains("Secure"));
+    assert!(!login(None).await.contains("Secure"));
 }
 
 #[tokio::test]

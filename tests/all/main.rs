@@ -31,6 +31,7 @@ mod browser;
 mod check;
 mod cluster;
 mod crash;
+mod deploy_api;
 mod faults;
 mod kv;
 mod reload;

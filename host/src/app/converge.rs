@@ -20,7 +20,9 @@ pub fn spawn(state: &Arc<AppState>) {
     let Some(node) = state.cluster().cloned() else {
         return;
     };
-    tokio::spawn(listen(node.clone()));
+    if node.listen {
+        tokio::spawn(listen(node.clone()));
+    }
     tokio::spawn(converge(node.clone(), Arc::downgrade(state)));
     tokio::spawn(heartbeat(node, Arc::downgrade(state)));
 }

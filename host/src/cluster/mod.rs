@@ -35,6 +35,8 @@ pub struct ClusterNode {
     pub(crate) dirs: Dirs,
     pub(crate) poll: Duration,
     pub(crate) heartbeat: Duration,
+    /// Whether to LISTEN for change notifications (`cluster.listen`).
+    pub(crate) listen: bool,
     pub(crate) started_ms: i64,
     address: Mutex<String>,
     status: Mutex<Served>,
@@ -73,6 +75,7 @@ impl ClusterNode {
             dirs: Dirs::under(&config.data_dir),
             poll: Duration::from_secs(config.cluster.poll_secs),
             heartbeat: Duration::from_millis(config.cluster.heartbeat_ms),
+            listen: config.cluster.listen,
             started_ms: crate::clock::unix_ms(),
             address: Mutex::new(config.listen.to_string()),
             status: Mutex::new(Served::default()),

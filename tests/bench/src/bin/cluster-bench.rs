@@ -1,0 +1,396 @@
+//! Cluster mode measured on this machine (`make bench-cluster`): a private PostgreSQL server, three
+//! `plugin-host serve` nodes and haproxy, all on loopback.
+//!
+//! - **Convergence**: a change (disable or enable `hello`, alternately) made through node 0's API, timed
+//!   from the request to the moment every node's `/readyz` reports the new revision (each node polled
+//!   every millisecond), over `--changes` changes; once with notifications (the default) and once with
+//!   `cluster.listen = false` and `cluster.poll_secs = 1`, i.e. the poll fallback alone.
+//! - **Throughput**: `wrk -t2 -c64` on `GET /hello/bench` through haproxy with 1, 2 and 3 nodes (and one
+//!   node without haproxy), with the CPU time the nodes and haproxy spent per request. Two cores cannot
+//!   show scaling: the figures say what a request costs, not how far a cluster goes.
+//!
+//! Prints markdown tables for docs/benchmarks.md.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use plugin_host_bench::server::{Server, Spec, cpu_time_of};
+use plugin_host_bench::wrk;
+use plugin_host_kit::postgres::Postgres;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Changes per convergence measurement.
+    #[arg(long, default_value_t = 100)]
+    changes: usize,
+    /// Seconds per throughput cell.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: status and body.
+fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let auth = key
+        .map(|k| format!("authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status line")?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((status, body.to_owned()))
+}
+
+fn revision_of(addr: SocketAddr) -> Option<i64> {
+    let (status, body) = http(addr, "GET", "/readyz", None).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["revision"].as_i64()
+}
+
+fn host_bin() -> PathBuf {
+    plugin_host_bench::repo().join("target/release/plugin-host")
+}
+
+fn cli(args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let mut child = Command::new(host_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "plugin-host {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+struct Nodes {
+    servers: Vec<Server>,
+    addrs: Vec<SocketAddr>,
+}
+
+fn start_nodes(n: usize, url: &str, dir: &Path, config: &str) -> Result<Nodes> {
+    let file = dir.join("node.toml");
+    std::fs::write(&file, config)?;
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..n {
+        let port = free_port();
+        let data = dir.join(format!("node{i}"));
+        let spec = Spec {
+            command: [
+                host_bin().to_str().unwrap(),
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--config",
+                file.to_str().unwrap(),
+                "--database",
+                url,
+                "--data",
+                data.to_str().unwrap(),
+            ]
+            .map(String::from)
+            .to_vec(),
+            env: vec![("RUST_LOG".into(), "warn".into())],
+            ready_prefix: "plugin-host listening on ".into(),
+        };
+        servers.push(Server::start(&spec, None)?);
+        addrs.push(format!("127.0.0.1:{port}").parse()?);
+    }
+    for &addr in &addrs {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while revision_of(addr).is_none() {
+            ensure!(Instant::now() < deadline, "node {addr} never became ready");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(Nodes { servers, addrs })
+}
+
+/// Milliseconds from each change to every node serving it.
+fn convergence(nodes: &Nodes, key: &str, changes: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(changes);
+    for i in 0..changes {
+        let op = if i % 2 == 0 { "disable" } else { "enable" };
+        let started = Instant::now();
+        let (status, body) = http(
+            nodes.addrs[0],
+            "POST",
+            &format!("/admin/api/plugins/hello/{op}"),
+            Some(key),
+        )?;
+        ensure!(status == 200, "{op}: {status} {body}");
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        let want = v["revision"].as_i64().context("no revision")?;
+        for &addr in &nodes.addrs[1..] {
+            let deadline = started + Duration::from_secs(60);
+            while revision_of(addr) != Some(want) {
+                ensure!(
+                    Instant::now() < deadline,
+                    "{addr} never reached revision {want}"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(times)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn summary(label: &str, mut times: Vec<f64>) -> String {
+    times.sort_by(f64::total_cmp);
+    format!(
+        "| {label} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+        times.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().copied().unwrap_or(0.0)
+    )
+}
+
+struct Haproxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn haproxy(dir: &Path, backends: &[SocketAddr]) -> Result<Haproxy> {
+    let port = free_port();
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("    server n{i} {a} check\n"))
+        .collect();
+    let config = format!(
+        "global\n    maxconn 4000\n    nbthread 1\n\
+         defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\
+         frontend web\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\
+         backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n\
+         \x20   default-server inter 1s fall 2 rise 2\n{servers}"
+    );
+    let file = dir.join("haproxy.cfg");
+    std::fs::write(&file, config)?;
+    let bin = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("haproxy is not installed (apt-get install haproxy)")?;
+    let child = Command::new(bin)
+        .args(["-db", "-f"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(addr, "GET", "/hello/bench", None).ok().map(|r| r.0) != Some(200) {
+        ensure!(Instant::now() < deadline, "haproxy never served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Haproxy { child, addr })
+}
+
+fn throughput(label: &str, url: &str, pids: &[u32], seconds: u64) -> Result<String> {
+    let before: Vec<Duration> = pids
+        .iter()
+        .map(|p| cpu_time_of(*p))
+        .collect::<Result<_>>()?;
+    let load = wrk::Load {
+        cpu: None,
+        threads: 2,
+        connections: 64,
+        duration: Duration::from_secs(seconds),
+        headers: &[],
+    };
+    let figures = wrk::run(url, &load)?;
+    let after: Vec<Duration> = pids
+        .iter()
+        .map(|p| cpu_time_of(*p))
+        .collect::<Result<_>>()?;
+    let cpu: Duration = after.iter().zip(&before).map(|(a, b)| *a - *b).sum();
+    let per_request = cpu.as_secs_f64() * 1e6 / figures.requests.max(1) as f64;
+    if figures.errors > 0 {
+        bail!("{label}: {} errors", figures.errors);
+    }
+    Ok(format!(
+        "| {label} | {:.0} | {:.2} ms | {:.2} ms | {per_request:.0} µs |",
+        figures.rps,
+        figures.p50.as_secs_f64() * 1e3,
+        figures.p99.as_secs_f64() * 1e3,
+    ))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("ph-cluster-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let pg = Postgres::start(&dir.join("pg"))?;
+    pg.psql("postgres", "CREATE DATABASE bench")?;
+    let url = pg.url("bench");
+    let setup = dir.join("setup").to_str().unwrap().to_owned();
+    cli(
+        &[
+            "user",
+            "add",
+            "root",
+            "--admin",
+            "--password-stdin",
+            "--database",
+            &url,
+            "--data",
+            &setup,
+        ],
+        Some("a-long-password\n"),
+    )?;
+    let out = cli(
+        &[
+            "key",
+            "create",
+            "--user",
+            "root",
+            "--database",
+            &url,
+            "--data",
+            &setup,
+        ],
+        None,
+    )?;
+    let key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("phk_"))
+        .context("no key printed")?
+        .to_owned();
+    let hello = plugin_host_bench::repo().join("target/plugins/hello.wasm");
+    cli(
+        &[
+            "plugin",
+            "push",
+            hello.to_str().unwrap(),
+            "--database",
+            &url,
+            "--data",
+            &setup,
+        ],
+        None,
+    )?;
+
+    println!("| convergence, 3 nodes | changes | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    let nodes = start_nodes(
+        3,
+        &url,
+        &dir.join("notify"),
+        "[cluster]\npoll_secs = 10\nheartbeat_ms = 2000\n",
+    )?;
+    println!(
+        "{}",
+        summary(
+            "notifications (poll every 10 s)",
+            convergence(&nodes, &key, args.changes)?
+        )
+    );
+    drop(nodes);
+    let nodes = start_nodes(
+        3,
+        &url,
+        &dir.join("poll"),
+        "[cluster]\npoll_secs = 1\nheartbeat_ms = 2000\nlisten = false\n",
+    )?;
+    println!(
+        "{}",
+        summary(
+            "poll alone (every 1 s)",
+            convergence(&nodes, &key, args.changes)?
+        )
+    );
+    // Leave hello enabled for the throughput cells.
+    if args.changes % 2 == 1 {
+        http(
+            nodes.addrs[0],
+            "POST",
+            "/admin/api/plugins/hello/enable",
+            Some(&key),
+        )?;
+    }
+    drop(nodes);
+
+    println!();
+    println!(
+        "| GET /hello/bench, wrk -t2 -c64 | req/s | p50 | p99 | CPU per request (nodes + haproxy) |"
+    );
+    println!("|---|---|---|---|---|");
+    let nodes = start_nodes(
+        3,
+        &url,
+        &dir.join("load"),
+        "[cluster]\nheartbeat_ms = 2000\n",
+    )?;
+    let direct = format!("http://{}/hello/bench", nodes.addrs[0]);
+    println!(
+        "{}",
+        throughput(
+            "one node, no haproxy",
+            &direct,
+            &[nodes.servers[0].pid()],
+            args.seconds
+        )?
+    );
+    for n in 1..=3 {
+        let proxy = haproxy(&dir, &nodes.addrs[..n])?;
+        let mut pids: Vec<u32> = nodes.servers[..n].iter().map(Server::pid).collect();
+        pids.push(proxy.child.id());
+        let url = format!("http://{}/hello/bench", proxy.addr);
+        println!(
+            "{}",
+            throughput(&format!("haproxy + {n} node(s)"), &url, &pids, args.seconds)?
+        );
+    }
+    drop(nodes);
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
