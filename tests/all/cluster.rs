@@ -207,6 +207,17 @@ async fn a_change_through_one_node_reaches_every_node_and_a_bad_one_reaches_none
     )
     .await;
     assert_eq!(overview["revision"], 4, "{overview}");
+    let page = c
+        .get(cluster.url_of(0, "/admin/nodes"))
+        .bearer_auth(&cluster.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Every node serves it"), "{page}");
+    assert!(page.contains("(this node)"), "{page}");
     let audit: Value = c
         .get(cluster.url_of(1, "/admin/api/audit?limit=50"))
         .bearer_auth(&cluster.admin_key)

@@ -123,5 +123,14 @@ async fn plugins_are_pushed_disabled_enabled_and_deleted_by_name() {
     ] {
         assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
     }
+    let page = get("/admin/nodes")
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("single node"), "{page}");
     server.stop().await;
 }

@@ -40,6 +40,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin", get(dashboard))
         .route("/admin/routes", get(routes_page))
         .route("/admin/audit", get(audit_page))
+        .route("/admin/nodes", get(nodes_page))
         .route("/admin/reload", post(reload))
         .merge(crate::admin::plugins::routes())
         .merge(crate::admin::people::routes())
@@ -325,6 +326,40 @@ async fn routes_page(
         StatusCode::OK,
         context! { routes },
     )
+}
+
+/// `GET /admin/nodes`: cluster mode's nodes as they report themselves, and whether they have converged
+/// on the plugin set's revision (single-node mode says so).
+async fn nodes_page(
+    State(state): State<Arc<AppState>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Response {
+    let Some(node) = state.cluster() else {
+        return render(
+            &state,
+            Some(&viewer),
+            "admin/nodes.html",
+            "Nodes",
+            StatusCode::OK,
+            context! { cluster => false },
+        );
+    };
+    match crate::cluster::nodes::overview(&state.auth.db).await {
+        Ok(overview) => render(
+            &state,
+            Some(&viewer),
+            "admin/nodes.html",
+            "Nodes",
+            StatusCode::OK,
+            context! { cluster => true, this => node.id.clone(), overview, stale_ms => crate::cluster::nodes::STALE_MS },
+        ),
+        Err(e) => refusal(
+            &state,
+            Some(&viewer),
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("The database did not answer: {e}"),
+        ),
+    }
 }
 
 #[derive(Deserialize)]

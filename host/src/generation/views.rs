@@ -68,6 +68,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../templates/admin/routes.html"),
     ),
     (
+        "admin/nodes.html",
+        include_str!("../../../templates/admin/nodes.html"),
+    ),
+    (
         "admin/keys.html",
         include_str!("../../../templates/admin/keys.html"),
     ),
