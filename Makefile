@@ -99,6 +99,11 @@ bench: build $(WASMTIME)
 bench-side: build $(WASMTIME)
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
 
+## cluster: a local cluster to try: PostgreSQL, three nodes and haproxy on 127.0.0.1:8080, the example
+## plugins pushed, an admin and a key made, URLs printed; Ctrl-C stops everything it started.
+cluster: build test-deps
+	target/release/cluster-demo
+
 ## bench-cluster: cluster mode on this machine: convergence from a change on one node to all three
 ## (p50/p99 over 100 changes, with notifications and by polling alone), and hello through haproxy with
 ## 1, 2 and 3 nodes with CPU per request. A private PostgreSQL and haproxy (make test-deps); ~6 minutes.

@@ -27,6 +27,7 @@
 //! - [`chart`]: the SVG chart.
 
 pub mod chart;
+pub mod cluster;
 pub mod perf;
 pub mod probe;
 pub mod report;
