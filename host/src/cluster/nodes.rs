@@ -59,10 +59,13 @@ pub struct Overview {
     pub nodes: Vec<NodeRow>,
 }
 
+/// (id, address, started, last_seen, revision, generation, ready, error)
+type NodeDbRow = (String, String, i64, i64, i64, i64, i64, String);
+
 /// Every node's row and whether they agree.
 pub async fn overview(db: &Pool) -> Result<Overview, sqlx::Error> {
     let revision = crate::cluster::store::revision(db).await?;
-    let rows: Vec<(String, String, i64, i64, i64, i64, i64, String)> = sqlx::query_as(
+    let rows: Vec<NodeDbRow> = sqlx::query_as(
         "SELECT id, address, started, last_seen, revision, generation, ready, error FROM nodes ORDER BY id",
     )
     .fetch_all(db.reader())
