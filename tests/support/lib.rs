@@ -128,6 +128,33 @@ pub fn database_for(data: &Path) -> Option<String> {
     Some(url)
 }
 
+/// On PostgreSQL the server runs in cluster mode, where the plugins come from the database's plugin set:
+/// put the `*.wasm` files of `config.plugins_dir` there first (as `plugin-host plugin push` does), so a
+/// test sees the same plugins on both backends. Files already in the set change nothing.
+async fn push_plugins_dir(config: &Config) {
+    use plugin_host::accounts::db::{Location, open_location};
+    use plugin_host::cluster::store::{Change, apply, check_component};
+    let location = config.database_location();
+    if !matches!(location, Location::Postgres(_)) {
+        return;
+    }
+    let db = open_location(&location).await.unwrap();
+    for file in plugin_host::generation::plugin_files(&config.plugins_dir).unwrap() {
+        let bytes = std::fs::read(&file).unwrap();
+        let (name, version, sha256) = check_component(config, &bytes, &file.display().to_string())
+            .await
+            .unwrap();
+        let change = Change::Put {
+            name,
+            version,
+            sha256,
+            bytes: bytes.into(),
+        };
+        apply(&db, config, change, "test", "").await.unwrap();
+    }
+    db.close().await;
+}
+
 /// Everything the database of the test with data directory `data` holds, as bytes to search: the SQLite
 /// files, or a `pg_dump` of the PostgreSQL database.
 pub fn database_contents(data: &Path) -> Vec<u8> {
@@ -200,6 +227,7 @@ impl TestServer {
             config.database = url;
         }
         adjust(&mut config);
+        push_plugins_dir(&config).await;
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
         let state = server.state();
@@ -406,6 +434,21 @@ impl HostProcess {
     }
 
     fn serve_at_env(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        // On PostgreSQL (cluster mode) the plugins come from the database: push `--plugins DIR` first.
+        let flag = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1]);
+        if let (Some(plugins), Some(data)) = (flag("--plugins"), flag("--data"))
+            && database_for(Path::new(data)).is_some()
+        {
+            let files: Vec<String> = plugin_host::generation::plugin_files(Path::new(plugins))
+                .unwrap()
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            let mut push = vec!["plugin", "push", "--data", data];
+            push.extend(files.iter().map(String::as_str));
+            let pushed = run_host(&push, Duration::from_secs(60));
+            assert!(pushed.status.success(), "{}", pushed.stderr);
+        }
         let mut all = vec!["serve", "--listen", listen];
         all.extend_from_slice(args);
         // Tests read info-level lines.
