@@ -2,9 +2,8 @@
 //! data directory on a fixed loopback port (so a restarted node comes back where the load balancer
 //! expects it), and haproxy in front with active health checks on `/readyz`.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{HostProcess, run_host_with_stdin};
@@ -165,78 +164,33 @@ impl Cluster {
     }
 }
 
-/// haproxy on a free loopback port in front of `ports`, checking `GET /readyz` every 100 ms (down after
-/// 2 failures, up after 2 successes), retrying a request that found a connection refused or closed on
-/// another node, and adding `X-Forwarded-For`. Killed when dropped.
+/// haproxy on a free loopback port in front of `ports`, checking `GET /readyz` every 100 ms, retrying a
+/// request that found a connection refused or closed on another node. Killed when dropped.
 pub struct Haproxy {
-    pub addr: SocketAddr,
-    child: Child,
+    proxy: plugin_host_kit::haproxy::Haproxy,
     _dir: tempfile::TempDir,
-}
-
-/// The haproxy program (Debian puts it in /usr/sbin, which a non-root PATH may lack).
-fn haproxy_bin() -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin"] {
-        let p = Path::new(dir).join("haproxy");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("haproxy is not installed (apt-get install haproxy; `make test` does this)")
 }
 
 impl Haproxy {
     pub fn start(ports: &[u16]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let servers: String = ports
+        let backends: Vec<SocketAddr> = ports
             .iter()
-            .enumerate()
-            .map(|(i, p)| format!("    server n{i} 127.0.0.1:{p} check\n"))
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
             .collect();
-        let config = format!(
-            "global\n    maxconn 2000\n\
-             defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\
-             \x20   retries 3\n    option redispatch 1\n    retry-on conn-failure empty-response response-timeout\n\
-             \x20   option forwardfor\n\
-             frontend web\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\
-             backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n\
-             \x20   default-server inter 100ms fall 2 rise 2\n{servers}"
-        );
-        let file = dir.path().join("haproxy.cfg");
-        std::fs::write(&file, config).unwrap();
-        let child = Command::new(haproxy_bin())
-            .arg("-db")
-            .arg("-f")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy starts");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "haproxy did not open {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            addr,
-            child,
-            _dir: dir,
-        }
+        let options = plugin_host_kit::haproxy::Options {
+            port: 0,
+            check_interval: Duration::from_millis(100),
+            retries: true,
+        };
+        let proxy = plugin_host_kit::haproxy::Haproxy::start(dir.path(), &backends, &options)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self { proxy, _dir: dir }
     }
 
     /// `http://HAPROXY/path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proxy.url(path)
     }
 }
 

@@ -213,14 +213,7 @@ async fn disable(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    let who = caller(&principal, &parts);
-    let file = file_of(&state, &name, false);
-    let w = Who {
-        actor: &who.0,
-        client: &who.1,
-    };
-    let result = deploy::disable(&state, w, &file).await;
-    answer(&state, who, "plugin.disable", &name, result).await
+    change(&state, &principal, &name, &parts, Op::Disable).await
 }
 
 /// `POST /admin/api/plugins/{name}/enable`.
@@ -230,14 +223,7 @@ async fn enable(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    let who = caller(&principal, &parts);
-    let file = file_of(&state, &name, true);
-    let w = Who {
-        actor: &who.0,
-        client: &who.1,
-    };
-    let result = deploy::enable(&state, w, &file).await;
-    answer(&state, who, "plugin.enable", &name, result).await
+    change(&state, &principal, &name, &parts, Op::Enable).await
 }
 
 /// `DELETE /admin/api/plugins/{name}`.
@@ -247,15 +233,45 @@ async fn remove(
     Path(name): Path<String>,
     parts: Parts,
 ) -> Response {
-    let who = caller(&principal, &parts);
-    let loaded = state.current().plugin_index(&name).is_some();
-    let file = file_of(&state, &name, !loaded);
+    change(&state, &principal, &name, &parts, Op::Delete).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Disable,
+    Enable,
+    Delete,
+}
+
+/// Disable, enable or delete plugin `name` by its file (file mode) or name (cluster mode).
+async fn change(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    name: &str,
+    parts: &Parts,
+    op: Op,
+) -> Response {
+    let who = caller(principal, parts);
+    let loaded = state.current().plugin_index(name).is_some();
     let w = Who {
         actor: &who.0,
         client: &who.1,
     };
-    let result = deploy::delete(&state, w, &file).await;
-    answer(&state, who, "plugin.delete", &name, result).await
+    let (action, result) = match op {
+        Op::Disable => (
+            "plugin.disable",
+            deploy::disable(state, w, &file_of(state, name, false)).await,
+        ),
+        Op::Enable => (
+            "plugin.enable",
+            deploy::enable(state, w, &file_of(state, name, true)).await,
+        ),
+        Op::Delete => (
+            "plugin.delete",
+            deploy::delete(state, w, &file_of(state, name, !loaded)).await,
+        ),
+    };
+    answer(state, who, action, name, result).await
 }
 
 /// `GET /admin/api/nodes`: the cluster as its nodes report it (404 in single-node mode).

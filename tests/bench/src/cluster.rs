@@ -4,10 +4,12 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+
+pub use plugin_host_kit::haproxy::Haproxy;
 
 use crate::server::{Server, Spec};
 
@@ -122,49 +124,21 @@ pub fn start_nodes(n: usize, url: &str, dir: &Path, config: &str) -> Result<Node
     Ok(Nodes { servers, addrs })
 }
 
-pub struct Haproxy {
-    pub child: Child,
-    pub addr: SocketAddr,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// haproxy on `port` (0: a free one) in front of `backends`, health checks every second.
 pub fn haproxy(dir: &Path, backends: &[SocketAddr], port: u16) -> Result<Haproxy> {
-    let servers: String = backends
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("    server n{i} {a} check\n"))
-        .collect();
-    let config = format!(
-        "global\n    maxconn 4000\n    nbthread 1\n\
-         defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n\
-         frontend web\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\
-         backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n\
-         \x20   default-server inter 1s fall 2 rise 2\n{servers}"
-    );
-    let file = dir.join("haproxy.cfg");
-    std::fs::write(&file, config)?;
-    let bin = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .context("haproxy is not installed (apt-get install haproxy)")?;
-    let child = Command::new(bin)
-        .args(["-db", "-f"])
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let options = plugin_host_kit::haproxy::Options {
+        port,
+        check_interval: Duration::from_secs(1),
+        retries: false,
+    };
+    let proxy = Haproxy::start(dir, backends, &options)?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while http(addr, "GET", "/hello/bench", None).ok().map(|r| r.0) != Some(200) {
-        ensure!(Instant::now() < deadline, "haproxy never served");
+    while http(proxy.addr, "GET", "/readyz", None).ok().map(|r| r.0) != Some(200) {
+        ensure!(
+            Instant::now() < deadline,
+            "haproxy never found a ready node"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(Haproxy { child, addr })
+    Ok(proxy)
 }

@@ -225,7 +225,7 @@ fn main() -> Result<()> {
     for n in 1..=3 {
         let proxy = haproxy(&dir, &nodes.addrs[..n], free_port())?;
         let mut pids: Vec<u32> = nodes.servers[..n].iter().map(Server::pid).collect();
-        pids.push(proxy.child.id());
+        pids.push(proxy.pid());
         let url = format!("http://{}/hello/bench", proxy.addr);
         println!(
             "{}",
