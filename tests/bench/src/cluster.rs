@@ -86,6 +86,7 @@ pub struct Nodes {
 }
 
 pub fn start_nodes(n: usize, url: &str, dir: &Path, config: &str) -> Result<Nodes> {
+    std::fs::create_dir_all(dir)?;
     let file = dir.join("node.toml");
     std::fs::write(&file, config)?;
     let mut servers = Vec::new();

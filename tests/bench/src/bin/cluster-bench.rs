@@ -4,7 +4,9 @@
 //! - **Convergence**: a change (disable or enable `hello`, alternately) made through node 0's API, timed
 //!   from the request to the moment every node's `/readyz` reports the new revision (each node polled
 //!   every millisecond), over `--changes` changes; once with notifications (the default) and once with
-//!   `cluster.listen = false` and `cluster.poll_secs = 1`, i.e. the poll fallback alone.
+//!   `cluster.listen = false` and `cluster.poll_secs = 1`, i.e. the poll fallback alone (there each
+//!   change first waits a different fraction of the interval, so changes land all over the nodes' poll
+//!   cycles rather than just after them).
 //! - **Throughput**: `wrk -t2 -c64` on `GET /hello/bench` through haproxy with 1, 2 and 3 nodes (and one
 //!   node without haproxy), with the CPU time the nodes and haproxy spent per request. Two cores cannot
 //!   show scaling: the figures say what a request costs, not how far a cluster goes.
@@ -30,10 +32,15 @@ struct Args {
     seconds: u64,
 }
 
-/// Milliseconds from each change to every node serving it.
-fn convergence(nodes: &Nodes, key: &str, changes: usize) -> Result<Vec<f64>> {
+/// Milliseconds from each change to every node serving it. With `spread`, each change waits a
+/// different part of it first (spread evenly over the changes), so changes do not all land just after the
+/// nodes' poll timers restarted (which would make every wait one whole interval).
+fn convergence(nodes: &Nodes, key: &str, changes: usize, spread: Duration) -> Result<Vec<f64>> {
     let mut times = Vec::with_capacity(changes);
     for i in 0..changes {
+        // 0, 0.37, 0.74, 0.11, ... of `spread` (a golden-ratio-like stride covers it evenly).
+        let part = ((i * 37) % 100) as u32;
+        std::thread::sleep(spread * part / 100);
         let op = if i % 2 == 0 { "disable" } else { "enable" };
         let started = Instant::now();
         let (status, body) = http(
@@ -173,7 +180,7 @@ fn main() -> Result<()> {
         "{}",
         summary(
             "notifications (poll every 10 s)",
-            convergence(&nodes, &key, args.changes)?
+            convergence(&nodes, &key, args.changes, Duration::ZERO)?
         )
     );
     drop(nodes);
@@ -187,7 +194,7 @@ fn main() -> Result<()> {
         "{}",
         summary(
             "poll alone (every 1 s)",
-            convergence(&nodes, &key, args.changes)?
+            convergence(&nodes, &key, args.changes, Duration::from_secs(1))?
         )
     );
     // Leave hello enabled for the throughput cells.
