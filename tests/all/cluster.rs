@@ -409,6 +409,79 @@ async fn nodes_ride_out_a_database_restart_and_catch_a_missed_change_by_polling(
     cluster.restart(1);
     converged_revision(&c, &cluster, 3).await;
     every_node_answers(&c, &cluster, "/hello/x", StatusCode::OK).await;
+
+    // The CLI sees the same set.
+    let listed = plugin_host_tests::run_host(
+        &["plugin", "list", "--database", &cluster.url],
+        Duration::from_secs(60),
+    );
+    assert!(listed.status.success(), "{}", listed.stderr);
+    assert!(listed.stdout.starts_with("revision 3"), "{}", listed.stdout);
+    assert!(
+        listed.stdout.contains("hello") && listed.stdout.contains("enabled"),
+        "{}",
+        listed.stdout
+    );
+
+    // A revision no node can build (a component whose bytes do not match its SHA-256, written behind
+    // the API's back): every node keeps serving revision 3 and reports the error; none stops being ready.
+    pg.psql(
+        "cluster",
+        "BEGIN; INSERT INTO components VALUES (repeat('0', 64), '\\x0061736d', 4, 0); \
+         UPDATE plugin_set SET sha256 = repeat('0', 64) WHERE name = 'hello'; \
+         UPDATE cluster SET revision = 4; SELECT pg_notify('plugin_host_revision', '4'); COMMIT;",
+    )
+    .unwrap();
+    let overview: Value = eventually(
+        Duration::from_secs(10),
+        "both nodes report the failed build",
+        || async {
+            let v: Value = c
+                .get(cluster.url_of(0, "/admin/api/nodes"))
+                .bearer_auth(&cluster.admin_key)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let nodes = v["nodes"].as_array()?;
+            (nodes
+                .iter()
+                .filter(|n| !n["error"].as_str().unwrap_or("").is_empty())
+                .count()
+                == 2)
+                .then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(
+        (&overview["revision"], &overview["converged"]),
+        (&json!(4), &json!(false)),
+        "{overview}"
+    );
+    for n in overview["nodes"].as_array().unwrap() {
+        assert_eq!(n["revision"], 3, "{n}");
+        assert!(
+            n["error"]
+                .as_str()
+                .unwrap()
+                .contains("does not match its SHA-256"),
+            "{n}"
+        );
+    }
+    for i in 0..2 {
+        let (s, body) = readyz(&c, &cluster.url_of(i, "/readyz")).await.unwrap();
+        assert_eq!(
+            (s, &body["revision"]),
+            (StatusCode::OK, &json!(3)),
+            "{body}"
+        );
+        assert_eq!(
+            status(&c, &cluster.url_of(i, "/hello/x")).await,
+            Some(StatusCode::OK)
+        );
+    }
 }
 
 /// Send GETs through `proxy` from `tasks` tasks until `stop`; (requests, failures, first failure).
