@@ -37,6 +37,22 @@ async fn every_node_answers(c: &reqwest::Client, cluster: &Cluster, path: &str, 
     }
 }
 
+/// `GET path` on node `node` with the admin key: its JSON body (`None` when the node does not answer).
+async fn admin_get(
+    c: &reqwest::Client,
+    cluster: &Cluster,
+    node: usize,
+    path: &str,
+) -> Option<Value> {
+    let r = c
+        .get(cluster.url_of(node, path))
+        .bearer_auth(&cluster.admin_key)
+        .send()
+        .await
+        .ok()?;
+    r.json().await.ok()
+}
+
 /// `GET url`: status and JSON body (`None` while the node does not answer, e.g. restarting).
 async fn readyz(c: &reqwest::Client, url: &str) -> Option<(StatusCode, Value)> {
     let r = c.get(url).send().await.ok()?;
@@ -165,13 +181,7 @@ async fn a_change_through_one_node_reaches_every_node_and_a_bad_one_reaches_none
         Some(StatusCode::UNAUTHORIZED),
         "the plugin list needs the admin role"
     );
-    let listed: Value = c
-        .get(cluster.url_of(1, "/admin/api/plugins"))
-        .bearer_auth(&cluster.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let listed: Value = admin_get(&c, &cluster, 1, "/admin/api/plugins")
         .await
         .unwrap();
     assert_eq!(listed["revision"], 3, "nothing was committed: {listed}");
@@ -193,15 +203,7 @@ async fn a_change_through_one_node_reaches_every_node_and_a_bad_one_reaches_none
         Duration::from_secs(10),
         "the nodes report convergence",
         || async {
-            let v: Value = c
-                .get(cluster.url_of(2, "/admin/api/nodes"))
-                .bearer_auth(&cluster.admin_key)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let v: Value = admin_get(&c, &cluster, 2, "/admin/api/nodes").await?;
             (v["converged"] == true && v["nodes"].as_array()?.len() == 3).then_some(v)
         },
     )
@@ -218,13 +220,7 @@ async fn a_change_through_one_node_reaches_every_node_and_a_bad_one_reaches_none
         .unwrap();
     assert!(page.contains("Every node serves it"), "{page}");
     assert!(page.contains("(this node)"), "{page}");
-    let audit: Value = c
-        .get(cluster.url_of(1, "/admin/api/audit?limit=50"))
-        .bearer_auth(&cluster.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let audit: Value = admin_get(&c, &cluster, 1, "/admin/api/audit?limit=50")
         .await
         .unwrap();
     let actions: Vec<&str> = audit["entries"]
@@ -436,15 +432,7 @@ async fn nodes_ride_out_a_database_restart_and_catch_a_missed_change_by_polling(
         Duration::from_secs(10),
         "both nodes report the failed build",
         || async {
-            let v: Value = c
-                .get(cluster.url_of(0, "/admin/api/nodes"))
-                .bearer_auth(&cluster.admin_key)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let v: Value = admin_get(&c, &cluster, 0, "/admin/api/nodes").await?;
             let nodes = v["nodes"].as_array()?;
             (nodes
                 .iter()
