@@ -2,7 +2,7 @@
 //! data directory on a fixed loopback port (so a restarted node comes back where the load balancer
 //! expects it), and haproxy in front with active health checks on `/readyz`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,13 +11,9 @@ use crate::{HostProcess, run_host_with_stdin};
 /// How often a node re-reads the revision without a notification, in these tests.
 pub const POLL_SECS: u64 = 2;
 
-/// A free port on 127.0.0.1 (free when asked; nodes bind it right after).
+/// A free port on 127.0.0.1 (free when asked; the caller binds it right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    plugin_host_kit::process::free_port().expect("loopback has a free port")
 }
 
 /// Nodes of one cluster: their database, ports, data directories and processes.

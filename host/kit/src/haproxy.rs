@@ -4,7 +4,7 @@
 //! `haproxy` package provides the program; `make test` installs it when missing.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ impl Haproxy {
             )
         })?;
         let port = match options.port {
-            0 => TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+            0 => crate::process::free_port()?,
             p => p,
         };
         let servers: String = backends

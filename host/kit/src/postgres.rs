@@ -10,7 +10,6 @@
 //! a watchdog once that process has exited, however it ended.
 
 use std::io;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -52,10 +51,6 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn check(what: &str, out: Output) -> io::Result<Output> {
@@ -117,7 +112,7 @@ impl Postgres {
         // A port picked free can be taken before the server binds it: try a few.
         let mut last = None;
         for _ in 0..5 {
-            pg.port = free_port()?;
+            pg.port = crate::process::free_port()?;
             match pg.pg_ctl_start() {
                 Ok(()) => return Ok(pg),
                 Err(e) => last = Some(e),

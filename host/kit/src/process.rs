@@ -384,6 +384,14 @@ fn lock(stderr: &Mutex<Stderr>) -> MutexGuard<'_, Stderr> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A port on 127.0.0.1 that was free when asked (the caller binds it next; a race with another process
+/// is possible, so callers that can retry do).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! one database, haproxy in front, and a one-shot HTTP client good enough to drive them.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,12 +13,9 @@ pub use plugin_host_kit::haproxy::Haproxy;
 
 use crate::server::{Server, Spec};
 
+/// A free port on 127.0.0.1 (free when asked; the caller binds it right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    plugin_host_kit::process::free_port().expect("loopback has a free port")
 }
 
 /// One HTTP/1.1 exchange on a fresh connection: status and body.
