@@ -48,6 +48,8 @@ pub mod bindings {
 #[global_allocator]
 static ALLOCATOR: arena::BumpThenSystem = arena::BumpThenSystem;
 
+#[doc(hidden)]
+pub use plugin::__install_panic_hook;
 pub use plugin::{Handler, Plugin};
 pub use request::Request;
 pub use response::{Error, Response, Result};
@@ -155,13 +157,30 @@ macro_rules! log {
 }
 
 /// Export a plugin: `plugin_sdk::plugin!(build)` where `build: fn() -> Plugin`.
+///
+/// The plugin is built once per instance: `handle` builds it on the first call and keeps it in a
+/// static (an instance the host reuses serves many requests); `describe` builds it and moves the
+/// manifest out, because the host calls `describe` on a fresh instance of its own
+/// (host/src/generation/invoke.rs) and a copy would only grow every plugin. Both install the panic
+/// hook that logs panics through the host before the builder runs.
 #[macro_export]
 macro_rules! plugin {
     ($build:path) => {
         struct __PluginExports;
 
+        impl __PluginExports {
+            fn plugin() -> &'static $crate::Plugin {
+                static PLUGIN: ::std::sync::OnceLock<$crate::Plugin> = ::std::sync::OnceLock::new();
+                PLUGIN.get_or_init(|| {
+                    $crate::__install_panic_hook();
+                    $build()
+                })
+            }
+        }
+
         impl $crate::bindings::Guest for __PluginExports {
             fn describe() -> $crate::bindings::plugin_host::plugin::types::Manifest {
+                $crate::__install_panic_hook();
                 $build().into_manifest()
             }
 
@@ -171,7 +190,7 @@ macro_rules! plugin {
                 $crate::bindings::plugin_host::plugin::types::Response,
                 $crate::bindings::plugin_host::plugin::types::Error,
             > {
-                $build().dispatch(request)
+                Self::plugin().dispatch(request)
             }
         }
 

@@ -68,18 +68,21 @@ impl Plugin {
     }
 
     /// One line describing the last route, for the route catalogue.
+    #[track_caller]
     pub fn summary(mut self, summary: &str) -> Self {
         self.last_route().summary = summary.to_owned();
         self
     }
 
     /// The least role a caller needs for the last route.
+    #[track_caller]
     pub fn role(mut self, role: Role) -> Self {
         self.last_route().role = role;
         self
     }
 
     /// The template that renders the last route's JSON as HTML for browsers.
+    #[track_caller]
     pub fn view(mut self, template: &str) -> Self {
         self.last_route().view = Some(template.to_owned());
         self
@@ -94,6 +97,7 @@ impl Plugin {
         self
     }
 
+    #[track_caller]
     fn last_route(&mut self) -> &mut wit::Route {
         self.manifest
             .routes
@@ -101,7 +105,7 @@ impl Plugin {
             .expect("summary/role/view must follow a route")
     }
 
-    /// The manifest, for the host's `describe` call.
+    /// The manifest, for the host's `describe` call (moved out: `describe` runs on an instance of its own).
     #[doc(hidden)]
     pub fn into_manifest(self) -> wit::Manifest {
         self.manifest
@@ -109,21 +113,7 @@ impl Plugin {
 
     /// Run the handler of the route the host matched.
     #[doc(hidden)]
-    pub fn dispatch(self, request: wit::Request) -> Result<wit::Response, wit::Error> {
-        // A panic aborts the instance (panic = "abort"); log its message first so the host's log says why.
-        std::panic::set_hook(Box::new(|info| {
-            let message = info
-                .payload_as_str()
-                .unwrap_or("(a panic without a message)");
-            let at = info
-                .location()
-                .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            crate::log::log(
-                crate::log::Level::Error,
-                &format!("plugin panicked: {message}{at}"),
-            );
-        }));
+    pub fn dispatch(&self, request: wit::Request) -> Result<wit::Response, wit::Error> {
         let index = self
             .manifest
             .routes
@@ -138,4 +128,27 @@ impl Plugin {
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// Route panics to the host's log: a panic aborts the instance (`panic = "abort"`), so the hook logs
+/// `plugin panicked: <message> at <file>:<line>` first and the host's log says why. [`plugin!`](crate::plugin)
+/// installs it on both entry points right before it builds the plugin (once per instance), so a panic
+/// in the builder is logged too.
+#[doc(hidden)]
+pub fn __install_panic_hook() {
+    std::panic::set_hook(Box::new(log_panic));
+}
+
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload_as_str()
+        .unwrap_or("(a panic without a message)");
+    let at = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    crate::log::log(
+        crate::log::Level::Error,
+        &format!("plugin panicked: {message}{at}"),
+    );
 }
