@@ -101,9 +101,7 @@ fn create(req: &Request) -> Result {
         updated: now,
     };
     kv::set_json(&key(&note.id), &note)?;
-    Ok(Response::json(&note)?
-        .status(201)
-        .header("location", &format!("/notes/{}", note.id)))
+    Response::created(&format!("/notes/{}", note.id), &note)
 }
 
 fn show(req: &Request) -> Result {
