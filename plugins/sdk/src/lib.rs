@@ -55,11 +55,39 @@ pub use request::Request;
 pub use response::{Error, Response, Result};
 pub use serde_json::{Map, Value, json};
 
+/// The `serde` the SDK is built with, so a plugin needs no serde dependency of its own.
+///
+/// serde's derives expand to `extern crate serde`, so a crate that does not depend on serde itself
+/// points them here with `#[serde(crate = "plugin_sdk::serde")]` (a crate that does depend on serde 1
+/// needs nothing: it is the same serde):
+///
+/// ```
+/// use plugin_sdk::prelude::*;
+///
+/// #[derive(Serialize, Deserialize)]
+/// #[serde(crate = "plugin_sdk::serde")]
+/// struct Note {
+///     title: String,
+/// }
+///
+/// let response = Response::json(&Note { title: "first".into() })?;
+/// let note: Note = response.body_json()?;
+/// assert_eq!(note.title, "first");
+/// # Ok::<(), Error>(())
+/// ```
+pub use serde;
+/// serde's traits and, with the same names, its derives (see [`serde`](crate::serde) for the
+/// `#[serde(crate = ..)]` a crate without its own serde dependency needs).
+pub use serde::{Deserialize, Serialize};
+
 pub use bindings::plugin_host::plugin::types::{AuthMethod, Method, Role};
 
 /// Everything a typical plugin needs, in one import.
 pub mod prelude {
-    pub use crate::{Error, Method, Plugin, Request, Response, Result, Role, Value, json};
+    pub use crate::{
+        Deserialize, Error, Method, Plugin, Request, Response, Result, Role, Serialize, Value,
+        json, serde,
+    };
 }
 
 /// Per-plugin configuration from the host's `[plugins.<name>.config]` table.
