@@ -24,12 +24,33 @@
 //! version) and dispatches `handle` calls: the host has already matched the route, so dispatch is a
 //! lookup by method and pattern. The generated WIT bindings are in [`bindings`]; most plugins never
 //! need them directly.
+//!
+//! Handlers can be unit-tested with a plain `cargo test`: on every target but `wasm32` the host's
+//! imports ([`config`], [`clock`], [`kv`], [`log`](mod@log)) are in-memory fakes, [`Request::builder`] makes a
+//! request and [`Plugin::call`] routes it like the host does. See the `testing` module (native
+//! targets only) for an example.
 
 #[cfg(feature = "arena")]
 mod arena;
+mod builder;
+#[cfg(not(target_arch = "wasm32"))]
+mod call;
+#[cfg(not(target_arch = "wasm32"))]
+mod fake;
 mod plugin;
 mod request;
 mod response;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+/// The host's imports: the real ones in a plugin (wasm32), in-memory fakes anywhere else, where
+/// wit-bindgen's stubs would only panic (fake.rs, driven by [`testing`]).
+#[cfg(target_arch = "wasm32")]
+use bindings::plugin_host::plugin as imports;
+#[cfg(not(target_arch = "wasm32"))]
+use fake as imports;
 
 /// Bindings generated from the host's contract in `wit/` (the one `generate!` on the guest side).
 pub mod bindings {
@@ -48,6 +69,7 @@ pub mod bindings {
 #[global_allocator]
 static ALLOCATOR: arena::BumpThenSystem = arena::BumpThenSystem;
 
+pub use builder::RequestBuilder;
 #[doc(hidden)]
 pub use plugin::__install_panic_hook;
 pub use plugin::{Handler, Plugin};
@@ -76,11 +98,11 @@ pub use serde_json::{Map, Value, json};
 /// # Ok::<(), Error>(())
 /// ```
 pub use serde;
-/// serde's traits and, with the same names, its derives (see [`serde`](crate::serde) for the
+/// serde's traits and, with the same names, its derives (see [`serde`] for the
 /// `#[serde(crate = ..)]` a crate without its own serde dependency needs).
 pub use serde::{Deserialize, Serialize};
 
-pub use bindings::plugin_host::plugin::types::{AuthMethod, Method, Role};
+pub use bindings::plugin_host::plugin::types::{AuthMethod, Method, Role, Route};
 
 /// Everything a typical plugin needs, in one import.
 pub mod prelude {
@@ -94,7 +116,7 @@ pub mod prelude {
 pub mod config {
     /// The configured value for `key`, if the operator set one.
     pub fn get(key: &str) -> Option<String> {
-        crate::bindings::plugin_host::plugin::config::get(key)
+        crate::imports::config::get(key)
     }
 }
 
@@ -102,22 +124,22 @@ pub mod config {
 pub mod clock {
     /// Milliseconds since the Unix epoch.
     pub fn now_millis() -> u64 {
-        crate::bindings::plugin_host::plugin::clock::now_millis()
+        crate::imports::clock::now_millis()
     }
 
     /// Nanoseconds from a fixed point; never goes backwards.
     pub fn monotonic_nanos() -> u64 {
-        crate::bindings::plugin_host::plugin::clock::monotonic_nanos()
+        crate::imports::clock::monotonic_nanos()
     }
 }
 
 /// The plugin's own key-value store, kept by the host (it survives restarts and reloads, and no other
-/// plugin can see it). Every function returns the SDK's [`Error`](crate::Error) with a fitting status, so
+/// plugin can see it). Every function returns the SDK's [`Error`] with a fitting status, so
 /// handlers can use `?`: an invalid key is 400, a value over the host's cap 413, a plugin over its total
 /// cap 507, a store that cannot be reached 503.
 pub mod kv {
     use crate::Error;
-    use crate::bindings::plugin_host::plugin::kv as host;
+    use crate::imports::kv as host;
 
     fn error(e: host::Error) -> Error {
         match e {
@@ -172,7 +194,7 @@ pub mod log {
 
     /// Log one message at `level`.
     pub fn log(level: Level, message: &str) {
-        crate::bindings::plugin_host::plugin::log::log(level, message);
+        crate::imports::log::log(level, message);
     }
 }
 

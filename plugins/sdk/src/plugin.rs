@@ -9,8 +9,9 @@ pub type Handler = fn(&Request) -> Result<Response, Error>;
 /// A plugin's manifest together with its handlers. Build it with the chained methods below; the
 /// modifiers (`summary`, `role`, `view`) apply to the route added last.
 pub struct Plugin {
-    manifest: wit::Manifest,
-    handlers: Vec<Handler>,
+    pub(crate) manifest: wit::Manifest,
+    /// One per route, in the same order.
+    pub(crate) handlers: Vec<Handler>,
 }
 
 impl Plugin {
@@ -95,6 +96,38 @@ impl Plugin {
             source: source.to_owned(),
         });
         self
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The plugin's version.
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    /// The plugin's one-line description.
+    pub fn description(&self) -> &str {
+        &self.manifest.description
+    }
+
+    /// The routes in the order they were added, as the host will read them (method, path pattern,
+    /// role, summary, view), for tests that check the manifest.
+    ///
+    /// ```
+    /// use plugin_sdk::prelude::*;
+    ///
+    /// fn ok(_: &Request) -> Result {
+    ///     Ok(Response::empty())
+    /// }
+    /// let plugin = Plugin::new("p", "0.1.0", "a plugin").delete("/p/{id}", ok).role(Role::Admin);
+    /// let route = &plugin.routes()[0];
+    /// assert_eq!((route.method, route.path.as_str(), route.role), (Method::Delete, "/p/{id}", Role::Admin));
+    /// ```
+    pub fn routes(&self) -> &[crate::Route] {
+        &self.manifest.routes
     }
 
     #[track_caller]

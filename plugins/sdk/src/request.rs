@@ -7,9 +7,10 @@ use serde::de::DeserializeOwned;
 use crate::bindings::plugin_host::plugin::types as wit;
 use crate::{AuthMethod, Error, Method, Role};
 
-/// The request the host routed to this plugin.
+/// The request the host routed to this plugin. In unit tests, make one with [`Request::builder`].
+#[derive(Debug)]
 pub struct Request {
-    inner: wit::Request,
+    pub(crate) inner: wit::Request,
 }
 
 impl From<wit::Request> for Request {
@@ -46,6 +47,7 @@ impl Request {
         &self.inner.id
     }
 
+    /// The request's method.
     pub fn method(&self) -> Method {
         self.inner.method
     }
@@ -105,7 +107,7 @@ impl Request {
             .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
     }
 
-    /// Who is calling (`anonymous` with no roles when nobody authenticated).
+    /// Who is calling (`anonymous`, holding only the role anonymous, when nobody authenticated).
     pub fn subject(&self) -> &str {
         &self.inner.principal.subject
     }
