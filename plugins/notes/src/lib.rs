@@ -130,3 +130,144 @@ fn remove(req: &Request) -> Result {
 }
 
 plugin_sdk::plugin!(plugin);
+
+#[cfg(test)]
+mod tests {
+    //! The handlers against the SDK's fake host: `plugin().call(..)` routes like the host does, the
+    //! store and the clock are per-test fakes (plugin_sdk::testing).
+
+    use plugin_sdk::prelude::*;
+    use plugin_sdk::testing;
+
+    fn call(request: plugin_sdk::RequestBuilder) -> Result {
+        super::plugin().call(request.build())
+    }
+
+    /// POST a note as user `ada`; the created note.
+    fn create(title: &str) -> Value {
+        let request = Request::builder()
+            .post("/notes")
+            .role(Role::User)
+            .subject("ada")
+            .json(&json!({ "title": title, "body": "text" }));
+        call(request).unwrap().body_json().unwrap()
+    }
+
+    fn get(path: &str) -> Result<Value, Error> {
+        call(Request::builder().get(path))?.body_json()
+    }
+
+    #[test]
+    fn writes_need_a_user_and_reads_do_not() {
+        let plugin = super::plugin();
+        let roles: Vec<(&str, &str, Role)> = plugin
+            .routes()
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str(), r.role))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("GET", "/notes", Role::Anonymous),
+                ("POST", "/notes", Role::User),
+                ("GET", "/notes/{id}", Role::Anonymous),
+                ("PUT", "/notes/{id}", Role::User),
+                ("DELETE", "/notes/{id}", Role::User),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_created_note_is_201_with_its_location_and_can_be_read_back() {
+        let request = Request::builder()
+            .post("/notes")
+            .role(Role::User)
+            .subject("ada")
+            .json(&json!({ "title": "first", "body": "hello" }));
+        let created = call(request).unwrap();
+        assert_eq!(created.status_code(), 201);
+        let note: Value = created.body_json().unwrap();
+        assert_eq!(
+            (&note["title"], &note["author"]),
+            (&json!("first"), &json!("ada"))
+        );
+        let location = created.header_value("location").unwrap();
+        assert_eq!(location, format!("/notes/{}", note["id"].as_str().unwrap()));
+        assert_eq!(get(location).unwrap(), note);
+    }
+
+    #[test]
+    fn the_list_is_oldest_first() {
+        for title in ["a", "b", "c"] {
+            create(title);
+            testing::advance_millis(1);
+        }
+        let list = get("/notes").unwrap();
+        let titles: Vec<&str> = list["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn timestamps_follow_the_clock_and_an_update_keeps_created() {
+        testing::set_now_millis(1_800_000_000_000);
+        let note = create("draft");
+        assert_eq!(
+            (&note["created"], &note["updated"]),
+            (&json!(1_800_000_000_000u64), &json!(1_800_000_000_000u64))
+        );
+        testing::advance_millis(60_000);
+        let path = format!("/notes/{}", note["id"].as_str().unwrap());
+        let request = Request::builder()
+            .put(&path)
+            .role(Role::User)
+            .json(&json!({ "title": "final" }));
+        let updated: Value = call(request).unwrap().body_json().unwrap();
+        assert_eq!(
+            (&updated["title"], &updated["body"]),
+            (&json!("final"), &json!(""))
+        );
+        assert_eq!(updated["created"], 1_800_000_000_000u64);
+        assert_eq!(updated["updated"], 1_800_000_060_000u64);
+        assert_eq!(get(&path).unwrap(), updated);
+    }
+
+    #[test]
+    fn a_deleted_note_is_gone() {
+        let note = create("short-lived");
+        let path = format!("/notes/{}", note["id"].as_str().unwrap());
+        let delete = || call(Request::builder().delete(&path).role(Role::User));
+        assert_eq!(delete().unwrap().status_code(), 204);
+        assert_eq!(get(&path).unwrap_err().status(), 404);
+        assert_eq!(delete().unwrap_err().status(), 404);
+        assert!(testing::kv_keys().is_empty());
+    }
+
+    #[test]
+    fn a_note_without_a_title_is_400() {
+        for body in [json!({ "body": "no title" }), json!({ "title": "  " })] {
+            let request = Request::builder()
+                .post("/notes")
+                .role(Role::User)
+                .json(&body);
+            assert_eq!(call(request).unwrap_err().status(), 400, "{body}");
+        }
+        assert!(testing::kv_keys().is_empty());
+    }
+
+    #[test]
+    fn invalid_json_is_400_and_says_so() {
+        let request = Request::builder()
+            .post("/notes")
+            .role(Role::User)
+            .header("content-type", "application/json")
+            .body("{not json");
+        let error = call(request).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert!(error.message().starts_with("invalid JSON body"), "{error}");
+    }
+}
