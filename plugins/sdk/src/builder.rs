@@ -103,7 +103,8 @@ impl RequestBuilder {
         self
     }
 
-    /// A path parameter, as the host would have taken it from the path (used with [`route`](Self::route)).
+    /// A path parameter, as the host would have taken it from the path (used with
+    /// [`route`](Self::route)).
     pub fn param(mut self, name: &str, value: &str) -> Self {
         self.inner.params.push((name.to_owned(), value.to_owned()));
         self

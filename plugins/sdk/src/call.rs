@@ -10,15 +10,17 @@ impl Plugin {
     /// parameters, call the handler.
     ///
     /// With a [`route`](crate::RequestBuilder::route) set, the handler is the one declared for the
-    /// request's method and that pattern, and the parameters are the ones the builder gave. Otherwise the
-    /// path is matched against every pattern like the host does: by segment, percent-decoded, a literal
-    /// segment beating a `{param}` at the first place two patterns differ, GET answering HEAD when no
-    /// route has HEAD. No matching pattern is a 404, a pattern without the method a 405.
+    /// request's method and that pattern, and the parameters are the ones the builder gave.
+    /// Otherwise the path is matched against every pattern like the host does: by segment,
+    /// percent-decoded, a literal segment beating a `{param}` at the first place two patterns differ,
+    /// GET answering HEAD when no route has HEAD. No matching pattern is a 404, a pattern without the
+    /// method a 405.
     ///
     /// Roles are not checked: the host refuses callers below a route's role before the plugin runs
     /// (check the manifest with [`routes`](Self::routes)).
     ///
     /// ```
+    /// use plugin_sdk::RequestBuilder;
     /// use plugin_sdk::prelude::*;
     ///
     /// fn show(req: &Request) -> Result {
@@ -31,8 +33,9 @@ impl Plugin {
     /// assert_eq!(shown.body_json::<Value>()?, json!({ "id": 7 }));
     /// let refused = plugin.call(Request::builder().get("/items/x").build()).unwrap_err();
     /// assert_eq!(refused.status(), 400);
-    /// assert_eq!(plugin.call(Request::builder().get("/nothing").build()).unwrap_err().status(), 404);
-    /// assert_eq!(plugin.call(Request::builder().delete("/items/7").build()).unwrap_err().status(), 405);
+    /// let status = |req: RequestBuilder| plugin.call(req.build()).unwrap_err().status();
+    /// assert_eq!(status(Request::builder().get("/nothing")), 404);
+    /// assert_eq!(status(Request::builder().delete("/items/7")), 405);
     /// # Ok::<(), Error>(())
     /// ```
     pub fn call(&self, mut request: Request) -> Result<Response, Error> {

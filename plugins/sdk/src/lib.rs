@@ -26,9 +26,9 @@
 //! need them directly.
 //!
 //! Handlers can be unit-tested with a plain `cargo test`: on every target but `wasm32` the host's
-//! imports ([`config`], [`clock`], [`kv`], [`log`](mod@log)) are in-memory fakes, [`Request::builder`] makes a
-//! request and [`Plugin::call`] routes it like the host does. See the `testing` module (native
-//! targets only) for an example.
+//! imports ([`config`], [`clock`], [`kv`], [`log`](mod@log)) are in-memory fakes,
+//! [`Request::builder`] makes a request and [`Plugin::call`] routes it like the host does. See the
+//! `testing` module (native targets only) for an example.
 
 #[cfg(feature = "arena")]
 mod arena;

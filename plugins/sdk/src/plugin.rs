@@ -124,7 +124,8 @@ impl Plugin {
     /// }
     /// let plugin = Plugin::new("p", "0.1.0", "a plugin").delete("/p/{id}", ok).role(Role::Admin);
     /// let route = &plugin.routes()[0];
-    /// assert_eq!((route.method, route.path.as_str(), route.role), (Method::Delete, "/p/{id}", Role::Admin));
+    /// assert_eq!((route.method, route.path.as_str()), (Method::Delete, "/p/{id}"));
+    /// assert_eq!(route.role, Role::Admin);
     /// ```
     pub fn routes(&self) -> &[crate::Route] {
         &self.manifest.routes
@@ -138,7 +139,7 @@ impl Plugin {
             .expect("summary/role/view must follow a route")
     }
 
-    /// The manifest, for the host's `describe` call (moved out: `describe` runs on an instance of its own).
+    /// The manifest, for the host's `describe` call (moved out: `describe` has an instance of its own).
     #[doc(hidden)]
     pub fn into_manifest(self) -> wit::Manifest {
         self.manifest
@@ -164,9 +165,9 @@ impl Plugin {
 }
 
 /// Route panics to the host's log: a panic aborts the instance (`panic = "abort"`), so the hook logs
-/// `plugin panicked: <message> at <file>:<line>` first and the host's log says why. [`plugin!`](crate::plugin)
-/// installs it on both entry points right before it builds the plugin (once per instance), so a panic
-/// in the builder is logged too.
+/// `plugin panicked: <message> at <file>:<line>` first and the host's log says why.
+/// [`plugin!`](crate::plugin) installs it on both entry points right before it builds the plugin
+/// (once per instance), so a panic in the builder is logged too.
 #[doc(hidden)]
 pub fn __install_panic_hook() {
     std::panic::set_hook(Box::new(log_panic));

@@ -1,11 +1,12 @@
 //! Unit tests of handlers, natively: `cargo test` runs them on the machine's own target, where the
 //! host's imports are in-memory fakes this module drives.
 //!
-//! On every target but `wasm32`, [`config`](crate::config), [`clock`](crate::clock), [`kv`](crate::kv)
-//! and [`log`](mod@crate::log) talk to a fake host instead of the real one. Each thread has its own (libtest
-//! runs every test on a thread of its own), so every test starts with no configuration, an empty store,
-//! no logs and the clock at [`START_MILLIS`]. Build requests with
-//! [`Request::builder`](crate::Request::builder) and run them with [`Plugin::call`](crate::Plugin::call).
+//! On every target but `wasm32`, [`config`](crate::config), [`clock`](crate::clock),
+//! [`kv`](crate::kv) and [`log`](mod@crate::log) talk to a fake host instead of the real one. Each
+//! thread has its own (libtest runs every test on a thread of its own), so every test starts with no
+//! configuration, an empty store, no logs and the clock at [`START_MILLIS`]. Build requests with
+//! [`Request::builder`](crate::Request::builder) and run them with
+//! [`Plugin::call`](crate::Plugin::call).
 //! The store's values can be read back with [`kv::get`](crate::kv::get) itself.
 //!
 //! ```
