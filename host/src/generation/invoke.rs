@@ -36,6 +36,9 @@ pub struct HostState {
     limits: Limiter,
     /// When the current call must be interrupted (set before every call).
     deadline: Option<Instant>,
+    /// The last line the plugin logged at error level: the SDK logs a panic's message there just
+    /// before the instance aborts, so a failed `describe` can say why.
+    last_error: Option<String>,
     // Required by the component model's resource bookkeeping; plugins own no host resources yet.
     _table: ResourceTable,
 }
@@ -150,6 +153,7 @@ fn new_store(
             hit: false,
         },
         deadline: None,
+        last_error: None,
         _table: ResourceTable::new(),
     };
     let mut store = Store::new(engine, state);
@@ -209,7 +213,14 @@ impl<'a> Callable<'a> {
             plugin.call_describe(&mut store).await
         };
         let result = run.await;
-        result.map_err(|e| classify(e, timeout, &store))
+        result.map_err(
+            |e| match (classify(e, timeout, &store), &store.data().last_error) {
+                (CallError::Trap(trap), Some(said)) => {
+                    CallError::Trap(format!("{said} (trap: {trap})"))
+                }
+                (other, _) => other,
+            },
+        )
     }
 
     /// Call `handle` on a fresh instance.
@@ -316,6 +327,9 @@ impl log::Host for HostState {
             }
         }
         let message = line;
+        if matches!(level, log::Level::Error) {
+            self.last_error = Some(message.clone());
+        }
         let (plugin, version, request_id) =
             (&self.plugin.name, &self.plugin.version, &self.request_id);
         macro_rules! emit {
