@@ -52,10 +52,12 @@ use bindings::plugin_host::plugin as imports;
 #[cfg(not(target_arch = "wasm32"))]
 use fake as imports;
 
-/// Bindings generated from the host's contract in `wit/` (the one `generate!` on the guest side).
+/// Bindings generated from the host's contract (`wit/` here is a link to the repository's one `wit/`;
+/// the copy of the SDK that `plugin-host new` writes out carries the file itself). The one `generate!` on
+/// the guest side.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "plugin_sdk::bindings",
