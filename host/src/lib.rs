@@ -13,11 +13,14 @@
 //! - [`app`]: the process — shared state, the reload coordinator, metrics, the sampler, the watcher;
 //! - [`request`]: the plugin request path, from a request to its answer;
 //! - [`admin`]: the admin API, sign-in and the admin web UI;
-//! - [`server`]: the router over all of it, and running it; [`cli`]: the commands.
+//! - [`server`]: the router over all of it, and running it;
+//! - [`author`]: the plugin author's kit (new, build, call, test, dev), over a server of its own;
+//! - [`cli`]: the commands.
 
 pub mod accounts;
 mod admin;
 pub mod app;
+pub mod author;
 pub mod bindings;
 pub mod cli;
 pub mod clock;

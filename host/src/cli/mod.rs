@@ -1,7 +1,9 @@
 //! The command line: `serve`, `check`, `componentize`, the `user` and `key` commands (in
-//! [`accounts`]), the cluster's `plugin` commands (in [`plugins`]), logging set-up and signal handling.
+//! [`accounts`]), the cluster's `plugin` commands (in [`plugins`]), the plugin author's `new`, `build`,
+//! `call`, `test` and `dev` (in [`author`]), logging set-up and signal handling.
 
 pub mod accounts;
+pub mod author;
 pub mod plugins;
 
 use std::io::{IsTerminal, Write};
@@ -55,6 +57,9 @@ enum Command {
         files: ConfigArgs,
         /// The plugin component to check.
         file: PathBuf,
+        /// Also check it beside the plugins in this directory (a name or route clash).
+        #[arg(long = "with", value_name = "DIR")]
+        with: Option<PathBuf>,
     },
     /// Manage users (in the database `serve` uses).
     User {
@@ -85,6 +90,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    #[command(flatten)]
+    Author(crate::cli::author::AuthorCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,10 +137,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { files, file } => {
+        Command::Check { files, file, with } => {
             let config = Config::load(files.config.as_deref(), &Overrides::default())?;
             init_tracing_quiet();
-            Ok(runtime()?.block_on(check(&config, &file)))
+            Ok(runtime()?.block_on(check(&config, &file, with.as_deref())))
         }
         Command::User { db, command } => {
             init_tracing_quiet();
@@ -148,13 +155,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(crate::cli::plugins::plugin(db, command))
         }
         Command::Componentize { input, output } => {
-            componentize(&input, &output)?;
+            crate::author::toolchain::componentize(&input, &output)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Author(command) => crate::cli::author::run(command),
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -268,9 +276,18 @@ async fn shutdown_signal() {
     }
 }
 
-async fn check(config: &Config, file: &Path) -> ExitCode {
+async fn check(config: &Config, file: &Path, with: Option<&Path>) -> ExitCode {
     match crate::generation::check_plugin(config, file).await {
         Ok(plugin) => {
+            if let Some(dir) = with {
+                match crate::author::clash::check_with(config, file, dir).await {
+                    Ok(n) => println!("ok beside the {n} other plugin(s) in {}", dir.display()),
+                    Err(e) => {
+                        eprintln!("rejected: {e:#}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             let m = &plugin.manifest;
             println!("ok: {}", file.display());
             println!("plugin:      {} {}", m.name, m.version);
@@ -317,25 +334,4 @@ fn route_table(m: &crate::generation::manifest::Manifest) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Encode the core module at `input` (with the type information wit-bindgen embeds) as a component.
-fn componentize(input: &Path, output: &Path) -> Result<()> {
-    let module =
-        std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .and_then(|e| e.validate(true).encode())
-        .with_context(|| format!("cannot make a component from {}", input.display()))?;
-    let tmp = output.with_file_name(format!(
-        ".{}.tmp",
-        output
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, &component).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, output)
-        .with_context(|| format!("cannot move {} into place", output.display()))?;
-    Ok(())
 }
