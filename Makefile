@@ -50,12 +50,13 @@ test-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-## test: everything the tests need, then every test (unit and integration, real server, real HTTP, and
-## the admin UI in headless Chromium; screenshots in target/test-output/admin), then the plugin SDK's
-## own unit tests (its allocator), built for the host like `lint` builds it.
+## test: everything the tests need, then every test (unit and integration, real server, real HTTP, the
+## admin UI in headless Chromium with screenshots in target/test-output/admin, and the plugin author's
+## kit on a new crate outside the repository), then the native unit tests of the plugin SDK and of the
+## notes example, built for the host like `lint` builds them.
 test: build test-deps
 	$(CARGO) test --release --locked --workspace
-	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk --target-dir target/plugins-lint
+	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk -p notes --target-dir target/plugins-lint
 
 ## test-repeat: the whole suite N times in a row (default 10); prints how many runs failed and which
 ## tests failed in which run (logs in target/test-repeat/). ARGS="-- browser::" repeats one test.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every guest crate in this workspace for wasm32-unknown-unknown and turns each core module into a
-# component with `plugin-host componentize`:
+# component, with `plugin-host build`:
 #   examples  -> target/plugins/<name>.wasm   (what the default configuration serves)
 #   fixtures  -> target/fixtures/<name>.wasm  (what the integration tests load)
 #   wasi-hello -> target/bench/wasi-hello.wasm (not a plugin: the side-by-side benchmark's guest for
@@ -38,33 +38,26 @@ install_debian_toolchain() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${debian_packages[@]}" >/dev/null
 }
 
-# Cargo reads .cargo/config.toml from the working directory, not from --manifest-path: build from plugins/
-# so its config (the guest stack size) applies.
-cd "$root/plugins"
-cargo_args=(build --release --target "$target" --target-dir "$wasm_dir")
-if have_rustup_target; then
-    echo "plugins: using rustup's $target target" >&2
-    cargo "${cargo_args[@]}"
-else
+# The build itself is `plugin-host build` (the same command plugin authors use): it picks the toolchain,
+# runs cargo in plugins/ (so plugins/.cargo/config.toml, the guest stack size, applies) and makes the
+# components. This script only installs a toolchain when there is none, and sorts what was built.
+if ! have_rustup_target; then
     install_debian_toolchain
-    echo "plugins: building std for $target from source with Debian's $(/usr/bin/rustc --version)" >&2
-    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort
 fi
+built_components="$root/target/components"
+rm -rf "$built_components"
+CARGO_TARGET_DIR="$wasm_dir" "$host_bin" build "$root/plugins" --out "$built_components"
 
 mkdir -p "$out_examples" "$out_fixtures" "$out_bench"
-built="$wasm_dir/$target/release"
-for crate_dir in "$root"/plugins/*/; do
-    name=$(basename "$crate_dir")
-    [[ $name == sdk || ! -f $crate_dir/Cargo.toml ]] && continue
-    out="$out_examples"
-    [[ $name == wasi-hello ]] && out="$out_bench"
-    "$host_bin" componentize "$built/${name//-/_}.wasm" -o "$out/$name.wasm"
+for component in "$built_components"/*.wasm; do
+    name=$(basename "$component" .wasm)
+    case $name in
+        fixture-*) mv "$component" "$out_fixtures/${name#fixture-}.wasm" ;;
+        wasi-hello) mv "$component" "$out_bench/$name.wasm" ;;
+        *) mv "$component" "$out_examples/$name.wasm" ;;
+    esac
 done
-for crate_dir in "$root"/tests/fixtures/plugins/*/; do
-    [[ -f $crate_dir/Cargo.toml ]] || continue
-    name=$(basename "$crate_dir")
-    "$host_bin" componentize "$built/fixture_${name//-/_}.wasm" -o "$out_fixtures/$name.wasm"
-done
+rmdir "$built_components"
 # The core module of an example, kept as-is: the tests check that the host refuses core modules.
-cp "$built/hello.wasm" "$out_fixtures/core-module.wasm"
+cp "$wasm_dir/$target/release/hello.wasm" "$out_fixtures/core-module.wasm"
 echo "plugins: components in ${out_examples#"$root"/}/, ${out_fixtures#"$root"/}/ and ${out_bench#"$root"/}/" >&2
