@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{example, fixture, host_bin, repo_root};
+use plugin_host_tests::{example, fixture, host_bin, repo_root, run_host};
 
 /// A scratch directory outside the repository with `plugin-host new NAME` run in it; the SDK goes to
 /// a home of the test's own.
@@ -280,17 +280,10 @@ fn failing_cases_and_server_errors_fail_the_command() {
     )
     .unwrap();
     let hello = example("hello");
-    let out = plugin_host_kit::process::run(
-        {
-            let mut c = Command::new(host_bin());
-            c.args(["test", hello.to_str().unwrap(), cases.to_str().unwrap()]);
-            c
-        },
-        "plugin-host test",
-        None,
+    let out = run_host(
+        &["test", hello.to_str().unwrap(), cases.to_str().unwrap()],
         LIMIT,
-    )
-    .unwrap();
+    );
     assert!(
         !out.status.success(),
         "a failing case fails the run:\n{}",
@@ -324,17 +317,10 @@ fn failing_cases_and_server_errors_fail_the_command() {
     );
 
     let faults = fixture("faults.wasm");
-    let panic = plugin_host_kit::process::run(
-        {
-            let mut c = Command::new(host_bin());
-            c.args(["call", faults.to_str().unwrap(), "GET", "/faults/panic"]);
-            c
-        },
-        "plugin-host call",
-        None,
+    let panic = run_host(
+        &["call", faults.to_str().unwrap(), "GET", "/faults/panic"],
         LIMIT,
-    )
-    .unwrap();
+    );
     assert!(
         !panic.status.success(),
         "a 5xx fails the command:\n{}",
@@ -351,7 +337,7 @@ fn failing_cases_and_server_errors_fail_the_command() {
 #[test]
 fn a_panic_while_building_the_manifest_is_reported_with_its_message() {
     let file = fixture("panic-describe.wasm");
-    let out = plugin_host_tests::run_host(&["check", file.to_str().unwrap()], LIMIT);
+    let out = run_host(&["check", file.to_str().unwrap()], LIMIT);
     assert!(!out.status.success());
     assert!(
         out.stderr.contains("rejected:")

@@ -284,3 +284,13 @@ pub fn componentize(input: &Path, output: &Path) -> Result<()> {
         .with_context(|| format!("cannot move {} into place", output.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_rustc_is_no_toolchain() {
+        assert_eq!(probe(Path::new("/nonexistent/bin/rustc")), None);
+    }
+}
