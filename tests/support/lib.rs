@@ -167,12 +167,25 @@ pub fn database_contents(data: &Path) -> Vec<u8> {
                 .into_bytes()
         }
         None => {
+            // The last connection's close checkpoints the WAL into the database file and deletes it,
+            // on sqlx's worker thread, possibly just after the pool said it was closed: wait (bounded)
+            // for the WAL to go, so the files are not read while they change.
+            let wal = data.join("plugin-host.db-wal");
+            let settled = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while wal.exists() && std::time::Instant::now() < settled {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             let mut bytes = Vec::new();
             for entry in std::fs::read_dir(data).unwrap() {
                 let path = entry.unwrap().path();
                 let name = path.file_name().unwrap().to_string_lossy().into_owned();
                 if name.starts_with("plugin-host.db") {
-                    bytes.extend(std::fs::read(&path).unwrap());
+                    match std::fs::read(&path) {
+                        Ok(contents) => bytes.extend(contents),
+                        // A WAL or shared-memory file that went away after all holds nothing new.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => panic!("cannot read {}: {e}", path.display()),
+                    }
                 }
             }
             bytes
