@@ -102,6 +102,8 @@ fn a_new_plugin_builds_answers_passes_its_cases_and_its_cargo_tests() {
         "outside the repository the SDK is a versioned dependency on the copy the binary writes:\n{manifest}"
     );
     assert!(sdk.join("wit/plugin.wit").is_file() && sdk.join("src/lib.rs").is_file());
+    // A copy that went missing is written again by build.
+    std::fs::remove_dir_all(&sdk).unwrap();
     author.build();
 
     let check = author.run(&["check", "greeter.wasm"]);

@@ -33,6 +33,7 @@ pub async fn run(options: DevOptions) -> Result<()> {
         .dir
         .canonicalize()
         .with_context(|| format!("cannot find the plugin crate {}", options.dir.display()))?;
+    super::sdk::refresh_for(&dir)?;
     let toolchain = Toolchain::find()?;
     println!("dev: building {} ({})", dir.display(), toolchain.describe());
     let root = dir.join("target/plugin-host-dev");

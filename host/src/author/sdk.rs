@@ -109,6 +109,20 @@ pub fn unpack(home: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Before building the crate in `dir`: if it depends on this binary's SDK copy (made by `new` outside
+/// the repository), write the copy again where it differs or is missing, so the crate builds against
+/// the SDK of the binary that builds it.
+pub fn refresh_for(dir: &Path) -> Result<()> {
+    let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+        return Ok(());
+    };
+    let home = home()?;
+    if manifest.contains(&home.join(VERSION).display().to_string()) {
+        unpack(&home)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

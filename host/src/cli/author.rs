@@ -94,6 +94,7 @@ pub fn run(command: AuthorCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuthorCommand::Build { dir, out } => {
+            crate::author::sdk::refresh_for(&dir)?;
             let toolchain = toolchain::Toolchain::find()?;
             eprintln!("build: {}", toolchain.describe());
             let (built, took) =
