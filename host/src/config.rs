@@ -32,6 +32,11 @@ pub struct Config {
     /// Proxies (addresses or CIDRs) whose `X-Forwarded-For`/`Forwarded` and `X-Forwarded-Proto` are
     /// believed: requests from them are attributed to the client they name.
     pub trusted_proxies: Vec<String>,
+    /// The `Content-Security-Policy` of every plugin response (empty: none). The default confines a plugin
+    /// page to an opaque origin (`sandbox` without `allow-same-origin`), so its scripts cannot read or
+    /// act on the admin UI served from the same origin. `[plugins.NAME] content_security_policy` relaxes
+    /// it per plugin.
+    pub plugin_content_security_policy: String,
     /// Log filter (`tracing_subscriber::EnvFilter` syntax).
     pub log: String,
     /// `text` or `json`.
@@ -146,6 +151,8 @@ pub struct PluginSettings {
     pub instance_reuse: Option<u32>,
     /// Overrides `limits.kv_plugin_bytes` for this plugin.
     pub kv_plugin_bytes: Option<u64>,
+    /// Overrides `plugin_content_security_policy` for this plugin's responses (empty: none).
+    pub content_security_policy: Option<String>,
 }
 
 /// The limits that apply to one plugin: the global ones with its overrides.
@@ -158,6 +165,8 @@ pub struct PluginLimits {
     pub max_instances: Option<u32>,
     /// Requests one instance serves before it is dropped (1: a fresh instance per request).
     pub instance_reuse: u32,
+    /// The `Content-Security-Policy` header of the plugin's responses, if any.
+    pub content_security_policy: Option<http::HeaderValue>,
 }
 
 /// Command-line values that override the configuration files.
@@ -230,6 +239,17 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        let policies = std::iter::once(("plugin_content_security_policy".to_owned(), &self.plugin_content_security_policy))
+            .chain(self.plugins.iter().filter_map(|(name, s)| {
+                let key = format!("plugins.{name}.content_security_policy");
+                s.content_security_policy.as_ref().map(|p| (key, p))
+            }));
+        for (key, policy) in policies {
+            anyhow::ensure!(
+                http::HeaderValue::from_str(policy.trim()).is_ok(),
+                "{key} is not a valid header value (one line of visible ASCII)"
+            );
+        }
         let l = &self.limits;
         anyhow::ensure!(
             l.max_instances >= 1,
@@ -343,7 +363,20 @@ impl Config {
             instance_reuse: settings
                 .and_then(|s| s.instance_reuse)
                 .unwrap_or(self.limits.instance_reuse),
+            content_security_policy: self.content_security_policy(name),
         }
+    }
+
+    /// The `Content-Security-Policy` for the plugin named `name` (checked by `validate`).
+    fn content_security_policy(&self, name: &str) -> Option<http::HeaderValue> {
+        let policy = self
+            .plugins
+            .get(name)
+            .and_then(|s| s.content_security_policy.as_deref())
+            .unwrap_or(&self.plugin_content_security_policy);
+        (!policy.trim().is_empty())
+            .then(|| http::HeaderValue::from_str(policy.trim()).ok())
+            .flatten()
     }
 
     /// Configuration values for the plugin named `name` (empty when none are set).

@@ -35,6 +35,7 @@ mod deploy_api;
 mod faults;
 mod kit;
 mod kv;
+mod origin;
 mod reload;
 mod reuse;
 mod serve;

@@ -45,8 +45,11 @@ pub(crate) async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -
         generation: generation.id,
     };
     let (parts, body) = req.into_parts();
+    let mut policy = None;
     let mut response = match route(generation, &reply, &parts) {
         Ok(found) => {
+            let plugin = &generation.plugins[found.target.plugin];
+            policy = plugin.limits.content_security_policy.clone();
             Call::new(&state, generation, &reply, &parts, &found)
                 .run(found, body)
                 .await
@@ -54,6 +57,14 @@ pub(crate) async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -
         Err(refused) => refused,
     };
     let headers = response.headers_mut();
+    // Whatever a plugin answered, the host's policy confines it (plugins may not set these headers).
+    if let Some(policy) = policy {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("x-generation", HeaderValue::from(generation.id));
     headers.append(header::VARY, HeaderValue::from_static("accept"));
     response
