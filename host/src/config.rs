@@ -18,6 +18,10 @@ pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 pub struct Config {
     /// Address of the HTTP listener.
     pub listen: SocketAddr,
+    /// A listener of its own for the admin UI and API (and `/metrics`): another origin than the plugins'.
+    /// None: they share `listen`.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// Directory of plugin components (`*.wasm`).
     pub plugins_dir: PathBuf,
     /// Directory of HTML templates.
@@ -173,6 +177,7 @@ pub struct PluginLimits {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
     pub plugins_dir: Option<PathBuf>,
     pub templates_dir: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
@@ -223,6 +228,9 @@ impl Config {
         if let Some(v) = o.listen {
             self.listen = v;
         }
+        if o.admin_listen.is_some() {
+            self.admin_listen = o.admin_listen;
+        }
         if let Some(v) = &o.plugins_dir {
             self.plugins_dir = v.clone();
         }
@@ -239,11 +247,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        let policies = std::iter::once(("plugin_content_security_policy".to_owned(), &self.plugin_content_security_policy))
-            .chain(self.plugins.iter().filter_map(|(name, s)| {
-                let key = format!("plugins.{name}.content_security_policy");
-                s.content_security_policy.as_ref().map(|p| (key, p))
-            }));
+        let policies = std::iter::once((
+            "plugin_content_security_policy".to_owned(),
+            &self.plugin_content_security_policy,
+        ))
+        .chain(self.plugins.iter().filter_map(|(name, s)| {
+            let key = format!("plugins.{name}.content_security_policy");
+            s.content_security_policy.as_ref().map(|p| (key, p))
+        }));
         for (key, policy) in policies {
             anyhow::ensure!(
                 http::HeaderValue::from_str(policy.trim()).is_ok(),
@@ -448,5 +459,30 @@ mod tests {
         );
         assert!(err.contains("max_instance"), "{err}");
         assert!(err.contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn plugin_responses_get_the_global_policy_unless_the_plugin_has_its_own() {
+        let dir = std::env::temp_dir().join(format!("ph-config-csp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), &Overrides::default())
+        };
+        let c = load("[plugins.open]\ncontent_security_policy = \"\"\n[plugins.own]\ncontent_security_policy = \"default-src 'self'\"\n").unwrap();
+        let policy = |name: &str| c.plugin_limits(name).content_security_policy;
+        assert_eq!(
+            policy("other").unwrap(),
+            c.plugin_content_security_policy.as_str()
+        );
+        assert!(c.plugin_content_security_policy.starts_with("sandbox "));
+        assert_eq!(policy("open"), None);
+        assert_eq!(policy("own").unwrap(), "default-src 'self'");
+        let err = format!(
+            "{:#}",
+            load("plugin_content_security_policy = \"a\\nb\"\n").unwrap_err()
+        );
+        assert!(err.contains("plugin_content_security_policy"), "{err}");
     }
 }

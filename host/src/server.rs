@@ -29,6 +29,8 @@ use crate::http::negotiate::{Format, negotiate};
 /// A bound, ready-to-run server with its first generation loaded.
 pub struct Server {
     listener: TcpListener,
+    /// The admin UI and API's own listener (`admin_listen`), when they are not on `listener`.
+    admin: Option<TcpListener>,
     state: Arc<AppState>,
 }
 
@@ -64,6 +66,12 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for the admin UI (admin_listen)")
+            })?),
+            None => None,
+        };
         let mut state = AppState::new(config, generation, auth, kv).with_proxies(proxies);
         if let Some(mut node) = node.take() {
             node.set_address(listener.local_addr()?);
@@ -73,7 +81,11 @@ impl Server {
         let state = Arc::new(state);
         crate::app::sampler::spawn(Arc::downgrade(&state));
         crate::app::converge::spawn(&state);
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            admin,
+            state,
+        })
     }
 
     /// The address the listener is bound to (useful with port 0).
@@ -81,6 +93,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The admin listener's address, when the admin UI and API have their own (`admin_listen`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
     /// The shared state, for tests and embedding.
@@ -97,14 +116,38 @@ impl Server {
             config.shutdown_grace(),
         );
         let db = self.state.auth.db.clone();
-        crate::http::listener::serve(
-            self.listener,
-            router(self.state),
-            header_timeout,
-            grace,
-            shutdown,
-        )
-        .await;
+        match self.admin {
+            None => {
+                let app = router(self.state);
+                crate::http::listener::serve(self.listener, app, header_timeout, grace, shutdown)
+                    .await
+            }
+            Some(admin) => {
+                // One shutdown for both listeners: the public one's signal stops the admin one too.
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let public = crate::http::listener::serve(
+                    self.listener,
+                    router(self.state.clone()),
+                    header_timeout,
+                    grace,
+                    async move {
+                        shutdown.await;
+                        let _ = stop.send(true);
+                    },
+                );
+                let admin = crate::http::listener::serve(
+                    admin,
+                    admin_router(self.state),
+                    header_timeout,
+                    grace,
+                    async move {
+                        let mut stopped = stopped;
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                );
+                tokio::join!(public, admin);
+            }
+        }
         // Close the database before returning, so its files (the WAL checkpointed and removed) are
         // settled when the caller sees the server stopped, not some time later on a pool thread.
         db.close().await;
@@ -139,21 +182,53 @@ async fn first_cluster_generation(node: &ClusterNode, config: &Config) -> Result
         .context("cannot build an empty generation")
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface; with `admin_listen` set, everything but the admin UI and API, which
+/// [`admin_router`] serves on their own origin.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::admin::api::metrics))
-        .route("/api", get(catalogue))
-        .merge(crate::admin::api::router(state.clone()))
-        .merge(crate::admin::ui::router(state.clone()))
-        .fallback(crate::request::dispatch)
+        .route("/api", get(catalogue));
+    if state.config().admin_listen.is_none() {
+        app = app
+            .route("/metrics", get(crate::admin::api::metrics))
+            .merge(crate::admin::api::router(state.clone()))
+            .merge(crate::admin::ui::router(state.clone()));
+    }
+    app.fallback(crate::request::dispatch)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
         .with_state(state)
+}
+
+/// The admin listener's surface (`admin_listen`): the admin UI and API, `/metrics` and the health
+/// checks, and no plugins, so no plugin page ever shares the admin UI's origin.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::admin::api::metrics))
+        .merge(crate::admin::api::router(state.clone()))
+        .merge(crate::admin::ui::router(state.clone()))
+        .fallback(admin_not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .with_state(state)
+}
+
+/// 404 on the admin listener: plugins are served on the main one.
+async fn admin_not_found(req: Request) -> Response {
+    let id = RequestId::of(req.extensions());
+    let message = format!(
+        "no route for {} {} on the admin listener (plugins are served on the main one)",
+        req.method(),
+        req.uri().path()
+    );
+    crate::http::error::respond(axum::http::StatusCode::NOT_FOUND, &message, &id)
 }
 
 /// Liveness: the process is up and answering. Touches nothing else, so it stays cheap under load.

@@ -48,17 +48,25 @@ async fn attack(config: &str) -> Attack {
     browser.goto(&format!("{base}/admin/login")).await.unwrap();
     browser.fill("#username", "root").await.unwrap();
     browser.fill("#password", "a-long-password").await.unwrap();
-    browser.click_and_wait("#login button[type=submit]").await.unwrap();
+    browser
+        .click_and_wait("#login button[type=submit]")
+        .await
+        .unwrap();
     let signed_in = format!("{base}/admin");
     browser
-        .wait_for_url("the dashboard after signing in", |url| url.starts_with(&signed_in))
+        .wait_for_url("the dashboard after signing in", |url| {
+            url.starts_with(&signed_in)
+        })
         .await
         .unwrap();
 
     browser.goto(&format!("{base}/reflect/page")).await.unwrap();
     let report = wait_for_report(&browser).await;
     browser.close().await.unwrap();
-    let users = run_host(&["user", "list", "--data", data_arg], Duration::from_secs(60));
+    let users = run_host(
+        &["user", "list", "--data", data_arg],
+        Duration::from_secs(60),
+    );
     assert!(users.status.success(), "{}", users.stderr);
     Attack {
         report,
@@ -78,7 +86,10 @@ async fn wait_for_report(browser: &Browser) -> serde_json::Value {
         if let Some(text) = text.as_str().filter(|t| !t.is_empty()) {
             return serde_json::from_str(text).unwrap();
         }
-        assert!(Instant::now() < deadline, "the page's script never reported");
+        assert!(
+            Instant::now() < deadline,
+            "the page's script never reported"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -87,9 +98,17 @@ async fn wait_for_report(browser: &Browser) -> serde_json::Value {
 async fn a_plugin_page_cannot_act_as_the_signed_in_admin() {
     let attack = attack("").await;
     assert_eq!(attack.policy.as_deref(), Some(DEFAULT_POLICY));
-    assert_eq!(attack.report["origin"], "null", "the page is an opaque origin: {}", attack.report);
+    assert_eq!(
+        attack.report["origin"], "null",
+        "the page is an opaque origin: {}",
+        attack.report
+    );
     let read = attack.report["read"].as_str().unwrap();
-    assert!(read.starts_with("blocked"), "the admin page could not be read: {}", attack.report);
+    assert!(
+        read.starts_with("blocked"),
+        "the admin page could not be read: {}",
+        attack.report
+    );
     assert!(attack.report.get("post").is_none(), "{}", attack.report);
     assert!(!attack.mallory, "no admin was added");
 }
@@ -97,7 +116,72 @@ async fn a_plugin_page_cannot_act_as_the_signed_in_admin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_policy_the_same_page_takes_over_the_admin() {
     let attack = attack("[plugins.reflect]\ncontent_security_policy = \"\"\n").await;
-    assert_eq!(attack.policy, None, "the operator turned the policy off for this plugin");
-    assert_eq!(attack.report["read"], "csrf token read", "{}", attack.report);
-    assert!(attack.mallory, "the control: with the policy off the attack works ({})", attack.report);
+    assert_eq!(
+        attack.policy, None,
+        "the operator turned the policy off for this plugin"
+    );
+    assert_eq!(
+        attack.report["read"], "csrf token read",
+        "{}",
+        attack.report
+    );
+    assert!(
+        attack.mallory,
+        "the control: with the policy off the attack works ({})",
+        attack.report
+    );
+}
+
+/// `admin_listen`: the admin UI, the admin API and `/metrics` move to their own listener (another
+/// origin); the main one serves plugins and health checks only, and the admin one no plugins.
+#[tokio::test]
+async fn the_admin_can_have_an_origin_of_its_own() {
+    let plugins = plugins_dir_with(&[&plugin_host_tests::example("hello")]);
+    let data = tempfile::tempdir().unwrap();
+    let admin_addr = format!(
+        "127.0.0.1:{}",
+        plugin_host_kit::process::free_port().unwrap()
+    );
+    let host = HostProcess::serve(&[
+        "--plugins",
+        plugins.path().to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+        "--admin-listen",
+        &admin_addr,
+    ]);
+    let (public, admin) = (
+        format!("http://{}", host.addr),
+        format!("http://{admin_addr}"),
+    );
+    let status = async |url: String| reqwest::get(url).await.unwrap().status().as_u16();
+    assert_eq!(status(format!("{public}/hello/ada")).await, 200);
+    assert_eq!(status(format!("{public}/healthz")).await, 200);
+    for path in [
+        "/admin",
+        "/admin/login",
+        "/admin/api/generations",
+        "/metrics",
+    ] {
+        assert_eq!(
+            status(format!("{public}{path}")).await,
+            404,
+            "{path} on the public listener"
+        );
+    }
+    assert_eq!(status(format!("{admin}/admin/login")).await, 200);
+    assert_eq!(status(format!("{admin}/metrics")).await, 200);
+    assert_eq!(status(format!("{admin}/healthz")).await, 200);
+    assert_eq!(
+        status(format!("{admin}/admin/api/generations")).await,
+        401,
+        "still needs a key"
+    );
+    let plugin_on_admin = reqwest::get(format!("{admin}/hello/ada")).await.unwrap();
+    assert_eq!(plugin_on_admin.status(), 404);
+    let body: serde_json::Value = plugin_on_admin.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("admin listener"),
+        "{body}"
+    );
 }

@@ -35,6 +35,9 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// Serve the admin UI and API (and /metrics) on this address instead, their own origin.
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<SocketAddr>,
         /// Directory of plugin components (*.wasm).
         #[arg(long = "plugins", value_name = "DIR")]
         plugins_dir: Option<PathBuf>,
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             files,
             listen,
+            admin_listen,
             plugins_dir,
             templates_dir,
             data_dir,
@@ -126,6 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let overrides = Overrides {
                 listen,
+                admin_listen,
                 plugins_dir,
                 templates_dir,
                 data_dir,
@@ -208,6 +213,10 @@ async fn serve(config: Config) -> Result<()> {
     });
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
+    if let Some(admin) = server.admin_addr() {
+        tracing::info!(%admin, "admin UI and API listening on their own address");
+        println!("plugin-host admin listening on http://{admin}");
+    }
     let state = server.state();
     #[cfg(unix)]
     reload_on_sighup(state.clone())?;
