@@ -1,10 +1,12 @@
 //! Process metrics in the Prometheus text format (`GET /metrics`): requests by plugin, route and status,
-//! a latency histogram per plugin, reloads by result, live generations and the process's RSS.
+//! a latency histogram per plugin, reloads by result, live generations and the process's RSS, plus the
+//! counters kept where no application state is at hand ([`ProcessCounters`]: responses that could not
+//! be written, plugin log lines dropped over their budget).
 //!
 //! Labels come from route patterns and plugin names, never from raw request paths, so the number of
 //! series is bounded by what is loaded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,6 +152,91 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Counters recorded where the application state is not at hand: the accept loop (a response hyper could
+/// not write) and a plugin's log import (lines over the per-call budget, `describe` included). One set
+/// per process — like the process's RSS — rendered by every [`Metrics::render`].
+pub struct ProcessCounters {
+    responses_unwritten: AtomicU64,
+    /// Per plugin (its name, or the file being loaded while `describe` runs): lines and bytes dropped.
+    log_dropped: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+/// Which of a plugin's (lines, bytes) a metric family shows.
+type PickCount = fn(&(u64, u64)) -> u64;
+
+static PROCESS: ProcessCounters = ProcessCounters {
+    responses_unwritten: AtomicU64::new(0),
+    log_dropped: Mutex::new(BTreeMap::new()),
+};
+
+/// This process's [`ProcessCounters`].
+pub fn process() -> &'static ProcessCounters {
+    &PROCESS
+}
+
+impl ProcessCounters {
+    /// Count one response that could not be (completely) written to its client.
+    pub fn observe_unwritten_response(&self) {
+        self.responses_unwritten.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Responses that could not be written so far.
+    pub fn responses_unwritten(&self) -> u64 {
+        self.responses_unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Count `lines` log lines (`bytes` bytes) of `plugin` dropped over its per-call budget.
+    pub fn observe_log_dropped(&self, plugin: &str, lines: u64, bytes: u64) {
+        let mut dropped = self.log_dropped.lock().expect("metrics lock");
+        let entry = dropped.entry(plugin.to_owned()).or_default();
+        entry.0 += lines;
+        entry.1 += bytes;
+    }
+
+    /// Log lines and bytes of `plugin` dropped so far.
+    pub fn log_dropped_of(&self, plugin: &str) -> (u64, u64) {
+        let dropped = self.log_dropped.lock().expect("metrics lock");
+        dropped.get(plugin).copied().unwrap_or_default()
+    }
+
+    fn write(&self, out: &mut String) {
+        let name = "plugin_host_responses_unwritten_total";
+        family(
+            out,
+            name,
+            "counter",
+            "Responses the host could not write to their client (the connection failed while sending).",
+        );
+        let _ = writeln!(out, "{name} {}", self.responses_unwritten());
+        let dropped: Vec<(String, (u64, u64))> = self
+            .log_dropped
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(p, n)| (p.clone(), *n))
+            .collect();
+        let families: [(&str, &str, PickCount); 2] = [
+            (
+                "plugin_host_plugin_log_lines_dropped_total",
+                "Plugin log lines dropped over the per-call budget, by plugin.",
+                |&(lines, _)| lines,
+            ),
+            (
+                "plugin_host_plugin_log_bytes_dropped_total",
+                "Bytes of plugin log lines dropped over the per-call budget, by plugin.",
+                |&(_, bytes)| bytes,
+            ),
+        ];
+        for (name, help, value) in families {
+            family(out, name, "counter", help);
+            for (plugin, counts) in &dropped {
+                let n = value(counts);
+                let _ = writeln!(out, "{name}{{plugin=\"{}\"}} {n}", escape(plugin));
+            }
+        }
+    }
+}
+
 /// The process's resident set size in bytes, from `/proc/self/status` (Linux).
 pub fn process_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -253,6 +340,7 @@ impl Metrics {
         self.write_latency(&mut out);
         self.write_faults(&mut out);
         self.write_gauges(&mut out, gauges);
+        process().write(&mut out);
         out
     }
 
@@ -452,6 +540,32 @@ mod tests {
         assert!(text.contains("plugin_host_reloads_total{result=\"failed\"} 1"));
         assert!(text.contains("plugin_host_live_generations 2"));
         assert!(text.contains("process_resident_memory_bytes "));
+        assert!(text.contains("plugin_host_responses_unwritten_total "));
+    }
+
+    #[test]
+    fn process_counters_are_rendered_per_plugin() {
+        // The counters are process-wide: use a plugin name no other test uses, and compare with before.
+        let before = process().responses_unwritten();
+        process().observe_unwritten_response();
+        process().observe_log_dropped("metrics-test-plugin", 3, 300);
+        process().observe_log_dropped("metrics-test-plugin", 1, 10);
+        assert!(process().responses_unwritten() > before);
+        assert_eq!(process().log_dropped_of("metrics-test-plugin"), (4, 310));
+        let text = Metrics::default().render(&Gauges {
+            current_generation: 1,
+            live_generations: 1,
+            in_flight: 0,
+            template_parses: 0,
+            page_renders: 0,
+        });
+        assert!(text.contains(
+            "plugin_host_plugin_log_lines_dropped_total{plugin=\"metrics-test-plugin\"} 4"
+        ));
+        assert!(text.contains(
+            "plugin_host_plugin_log_bytes_dropped_total{plugin=\"metrics-test-plugin\"} 310"
+        ));
+        assert!(text.contains("# TYPE plugin_host_responses_unwritten_total counter"));
     }
 
     #[test]
