@@ -33,6 +33,7 @@ mod cluster;
 mod crash;
 mod deploy_api;
 mod faults;
+mod hardening;
 mod kit;
 mod kv;
 mod origin;

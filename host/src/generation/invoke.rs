@@ -19,6 +19,42 @@ use crate::generation::warm::{Lease, WarmInstance, WarmPool};
 /// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
 const MAX_LOG_MESSAGE: usize = 4096;
 
+/// Log lines one call (`handle` or `describe`) may write; later lines are dropped and counted, and one
+/// summary line says how many. A handler that needs more is logging per item, not per request.
+pub const MAX_LOG_LINES_PER_CALL: u64 = 100;
+
+/// Bytes of log text (after the cut at [`MAX_LOG_MESSAGE`]) one call may write: 16 lines at the longest.
+pub const MAX_LOG_BYTES_PER_CALL: u64 = 64 << 10;
+
+/// What one call has logged so far, and what it tried to log over its budget.
+#[derive(Debug, Default)]
+struct LogBudget {
+    lines: u64,
+    bytes: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl LogBudget {
+    /// Whether a line of `len` bytes still fits; counts it either way. Once a line is dropped, so is
+    /// every later one: the log shows a call's first lines without holes.
+    fn admit(&mut self, len: usize) -> bool {
+        let len = len as u64;
+        if self.dropped_lines == 0
+            && self.lines < MAX_LOG_LINES_PER_CALL
+            && self.bytes + len <= MAX_LOG_BYTES_PER_CALL
+        {
+            self.lines += 1;
+            self.bytes += len;
+            true
+        } else {
+            self.dropped_lines += 1;
+            self.dropped_bytes += len;
+            false
+        }
+    }
+}
+
 /// Who a store belongs to, for log lines.
 #[derive(Debug)]
 pub struct PluginIdentity {
@@ -37,8 +73,10 @@ pub struct HostState {
     /// When the current call must be interrupted (set before every call).
     deadline: Option<Instant>,
     /// The last line the plugin logged at error level: the SDK logs a panic's message there just
-    /// before the instance aborts, so a failed `describe` can say why.
+    /// before the instance aborts, so a failed `describe` can say why. Kept even over the log budget.
     last_error: Option<String>,
+    /// This call's log lines against its budget.
+    log: LogBudget,
     // Required by the component model's resource bookkeeping; plugins own no host resources yet.
     _table: ResourceTable,
 }
@@ -154,6 +192,7 @@ fn new_store(
         },
         deadline: None,
         last_error: None,
+        log: LogBudget::default(),
         _table: ResourceTable::new(),
     };
     let mut store = Store::new(engine, state);
@@ -177,10 +216,37 @@ fn start_call(store: &mut Store<HostState>, request_id: &str, timeout: Option<Du
     state.request_id.clear();
     state.request_id.push_str(request_id);
     state.limits.hit = false;
+    state.log = LogBudget::default();
     state.deadline = timeout.map(|t| Instant::now() + t);
     if timeout.is_some() {
         store.set_epoch_deadline(1);
     }
+}
+
+/// The end of a call: if the plugin logged over its budget, one line says how much was dropped, and the
+/// drops are counted per plugin (`plugin_host_plugin_log_lines_dropped_total`).
+fn finish_call(store: &mut Store<HostState>) {
+    let state = store.data_mut();
+    let budget = std::mem::take(&mut state.log);
+    if budget.dropped_lines == 0 {
+        return;
+    }
+    let (plugin, version) = (&state.plugin.name, &state.plugin.version);
+    crate::app::metrics::process().observe_log_dropped(
+        plugin,
+        budget.dropped_lines,
+        budget.dropped_bytes,
+    );
+    tracing::warn!(
+        plugin = %plugin,
+        %version,
+        request_id = %state.request_id,
+        dropped_lines = budget.dropped_lines,
+        dropped_bytes = budget.dropped_bytes,
+        "plugin {plugin} dropped {} log lines ({} bytes) over its budget of {MAX_LOG_LINES_PER_CALL} lines and {MAX_LOG_BYTES_PER_CALL} bytes per call",
+        budget.dropped_lines,
+        budget.dropped_bytes,
+    );
 }
 
 /// Everything needed to call one plugin; cheap to share across requests.
@@ -213,6 +279,7 @@ impl<'a> Callable<'a> {
             plugin.call_describe(&mut store).await
         };
         let result = run.await;
+        finish_call(&mut store);
         result.map_err(
             |e| match (classify(e, timeout, &store), &store.data().last_error) {
                 (CallError::Trap(trap), Some(said)) => {
@@ -236,6 +303,7 @@ impl<'a> Callable<'a> {
             plugin.call_handle(&mut store, request).await
         };
         let result = run.await;
+        finish_call(&mut store);
         result.map_err(|e| classify(e, timeout, &store))
     }
 
@@ -262,7 +330,10 @@ impl<'a> Callable<'a> {
                 let mut store = self.store(&request.id, timeout);
                 let instance = match self.pre.instantiate_async(&mut store).await {
                     Ok(instance) => instance,
-                    Err(e) => return Err(classify(e, timeout, &store)),
+                    Err(e) => {
+                        finish_call(&mut store);
+                        return Err(classify(e, timeout, &store));
+                    }
                 };
                 Box::new(WarmInstance {
                     store,
@@ -273,6 +344,7 @@ impl<'a> Callable<'a> {
             }
         };
         let result = warm.instance.call_handle(&mut warm.store, request).await;
+        finish_call(&mut warm.store);
         match result {
             Ok(answer) => {
                 warm.served += 1;
@@ -312,23 +384,25 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
+        let is_error = matches!(level, log::Level::Error);
+        // Lines the subscriber would not print cost no budget (a debug-chatty plugin at info level).
+        if !is_error && !shown(level) {
+            return;
+        }
         let message = match message.char_indices().nth(MAX_LOG_MESSAGE) {
             Some((cut, _)) => &message[..cut],
             None => &message,
         };
-        // One event, one line: a plugin cannot forge extra log lines with control characters.
-        let mut line = String::with_capacity(message.len());
-        for c in message.chars() {
-            match c {
-                '\n' => line.push_str("\\n"),
-                '\r' => line.push_str("\\r"),
-                c if c.is_control() => line.push('?'),
-                c => line.push(c),
-            }
+        let admitted = self.log.admit(message.len());
+        if !admitted && !is_error {
+            return;
         }
-        let message = line;
-        if matches!(level, log::Level::Error) {
+        let message = one_log_line(message);
+        if is_error {
             self.last_error = Some(message.clone());
+        }
+        if !admitted {
+            return;
         }
         let (plugin, version, request_id) =
             (&self.plugin.name, &self.plugin.version, &self.request_id);
@@ -345,6 +419,32 @@ impl log::Host for HostState {
             log::Level::Error => emit!(error),
         }
     }
+}
+
+/// Whether a plugin line at `level` would be printed by the log subscriber.
+fn shown(level: log::Level) -> bool {
+    use tracing::Level;
+    match level {
+        log::Level::Trace => tracing::enabled!(target: "plugin", Level::TRACE),
+        log::Level::Debug => tracing::enabled!(target: "plugin", Level::DEBUG),
+        log::Level::Info => tracing::enabled!(target: "plugin", Level::INFO),
+        log::Level::Warn => tracing::enabled!(target: "plugin", Level::WARN),
+        log::Level::Error => tracing::enabled!(target: "plugin", Level::ERROR),
+    }
+}
+
+/// One event, one line: a plugin cannot forge extra log lines with control characters.
+fn one_log_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            c if c.is_control() => line.push('?'),
+            c => line.push(c),
+        }
+    }
+    line
 }
 
 impl config::Host for HostState {
@@ -388,5 +488,37 @@ impl clock::Host for HostState {
     fn monotonic_nanos(&mut self) -> u64 {
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_budget_admits_lines_until_either_cap() {
+        let mut short = LogBudget::default();
+        let admitted = (0..150).filter(|_| short.admit(10)).count() as u64;
+        assert_eq!(admitted, MAX_LOG_LINES_PER_CALL);
+        assert_eq!((short.dropped_lines, short.dropped_bytes), (50, 500));
+
+        let mut long = LogBudget::default();
+        let admitted = (0..40).filter(|_| long.admit(MAX_LOG_MESSAGE)).count() as u64;
+        assert_eq!(admitted, MAX_LOG_BYTES_PER_CALL / MAX_LOG_MESSAGE as u64);
+        assert_eq!(long.dropped_lines, 40 - admitted);
+        // Once one line is dropped, later ones are too, even short ones that would fit.
+        let mut mixed = LogBudget::default();
+        assert!(mixed.admit(60 << 10));
+        assert!(!mixed.admit(8 << 10));
+        assert!(!mixed.admit(10));
+        assert_eq!(
+            (mixed.dropped_lines, mixed.dropped_bytes),
+            (2, (8 << 10) + 10)
+        );
+    }
+
+    #[test]
+    fn a_log_line_stays_one_line() {
+        assert_eq!(one_log_line("a\nb\rc\u{7}"), "a\\nb\\rc?");
     }
 }
