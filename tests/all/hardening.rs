@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{Fetch, HostProcess, deploy, example, fixture};
+use plugin_host_tests::{Fetch, HostProcess, deploy, example, fixture, json_error};
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a log line or a refusal may take before the test calls it a hang.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -55,6 +56,23 @@ impl Host {
         (response.status(), id, response)
     }
 
+    /// GET `path`, which the host must refuse as the plugin's invalid response: a 500 naming the
+    /// plugin, and a warning with the plugin's name and `reason` under the request's id.
+    async fn refused(&self, path: &str, reason: &str) {
+        let (_, id, response) = self.get(path).await;
+        let (status, message) = json_error(response).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(
+            message, "plugin faults returned an invalid response",
+            "{path}"
+        );
+        let line = self
+            .log_line(&[&id, "plugin returned an invalid response"])
+            .await;
+        assert!(line.contains("plugin=faults"), "{path}: {line}");
+        assert!(line.contains(reason), "{path}: {line}");
+    }
+
     /// Every line of the host's log so far holding all of `needles`.
     fn lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.process
@@ -90,6 +108,11 @@ impl Host {
             .map_or(0, |n| n.parse().unwrap())
     }
 
+    async fn invalid_responses(&self) -> u64 {
+        self.metric("plugin_host_plugin_faults_total{plugin=\"faults\",kind=\"invalid_response\"}")
+            .await
+    }
+
     /// `hello` requested over and over until the returned guard stops it; every answer must be 200.
     fn hello_stream(&self) -> Stream {
         let stop = Arc::new(AtomicBool::new(false));
@@ -118,6 +141,107 @@ impl Stream {
         self.stop.store(true, Ordering::Relaxed);
         assert!(self.task.await.unwrap() > 0, "hello was never answered");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_headers_are_bounded_in_count_and_bytes() {
+    let host = Host::start();
+    let stream = host.hello_stream();
+    let before = host.invalid_responses().await;
+
+    // At the cap: served, and every header arrives (a client reads up to 100).
+    let (status, _, response) = host.get("/faults/header-flood?count=64&bytes=16").await;
+    assert_eq!(status, StatusCode::OK);
+    let flood = response
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-flood-"));
+    assert_eq!(flood.count(), 64);
+
+    host.refused(
+        "/faults/header-flood?count=65&bytes=16",
+        "reason=65 headers, over the limit of 64",
+    )
+    .await;
+    // Few headers, but 80,000 bytes of them.
+    host.refused(
+        "/faults/header-flood?count=10&bytes=8000",
+        "over the limit of 65536",
+    )
+    .await;
+    // 10,000 headers: refused as fast as the others.
+    let started = Instant::now();
+    host.refused("/faults/header-flood", "reason=10000 headers")
+        .await;
+    assert!(started.elapsed() < LIMIT, "{:?}", started.elapsed());
+
+    assert_eq!(host.invalid_responses().await, before + 3);
+    stream.served().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_the_host_cannot_write_is_logged_and_counted() {
+    let host = Host::start();
+    let stream = host.hello_stream();
+    assert_eq!(
+        host.metric("plugin_host_responses_unwritten_total").await,
+        0
+    );
+
+    // A client with a tiny receive window asks for 8 MiB, reads the head, then resets the connection:
+    // the host is still writing the body (its send buffer holds at most 4 MiB) when the reset arrives.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = socket.connect(host.process.addr).await.unwrap();
+    conn.write_all(b"GET /faults/large HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("content-length: 8388607"), "{head}");
+    let id = header_of(&head, "x-request-id");
+    conn.set_zero_linger().unwrap();
+    drop(conn);
+
+    let line = host
+        .log_line(&["a response could not be written to the client", &id])
+        .await;
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("error="), "{line}");
+    // The request's own line names the plugin the lost response came from.
+    let completed = host.log_line(&["request completed", &id]).await;
+    assert!(completed.contains("plugin=faults"), "{completed}");
+    assert_eq!(
+        host.metric("plugin_host_responses_unwritten_total").await,
+        1
+    );
+    stream.served().await;
+}
+
+/// Read a response head (up to the blank line) from `conn`, bounded by [`LIMIT`].
+async fn read_head(conn: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "connection closed");
+            head.push(byte[0]);
+            assert!(head.len() < 64 << 10, "no end of the response head");
+        }
+    };
+    tokio::time::timeout(LIMIT, read)
+        .await
+        .expect("no response head");
+    String::from_utf8(head).unwrap()
+}
+
+/// The value of header `name` in a response head (headers come lowercase from hyper).
+fn header_of(head: &str, name: &str) -> String {
+    let prefix = format!("{name}: ");
+    head.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,16 @@ const HOST_RESPONSE_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
+/// Most headers a plugin response may carry. hyper's client, and so reqwest, refuses a response head with
+/// more than 100 headers; 64 leaves room for the host's own (`content-type`, `content-length`, `date`,
+/// `x-request-id`, `x-generation`, `vary` and the security headers) under that.
+pub(crate) const MAX_RESPONSE_HEADERS: usize = 64;
+
+/// Most bytes (names plus values) of a plugin response's headers. Far above what real responses carry,
+/// low enough that a flood of headers costs the host little; reverse proxies may allow less (nginx's
+/// `proxy_buffer_size` is 4-8 KiB by default).
+pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 64 << 10;
+
 /// What the client gets for the call's `outcome`.
 pub(super) fn outcome(
     call: &Call<'_>,
@@ -178,8 +188,9 @@ fn render_page(call: &Call<'_>, json: &str) -> Result<String, Response> {
     })
 }
 
-/// Turn a plugin's response into HTTP, refusing anything malformed or over the size limit.
+/// Turn a plugin's response into HTTP, refusing anything malformed or over a limit.
 fn checked(response: wit::Response, max_body: usize) -> Result<Response, String> {
+    check_header_budget(&response.headers)?;
     let status = StatusCode::from_u16(response.status)
         .ok()
         .filter(|s| !s.is_informational())
@@ -207,13 +218,7 @@ fn checked(response: wit::Response, max_body: usize) -> Result<Response, String>
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     for (name, value) in response.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name {name:?}"))?;
-        if HOST_RESPONSE_HEADERS.contains(&name.as_str()) {
-            return Err(format!("header {name} is set by the host, not by plugins"));
-        }
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("invalid value for header {name}"))?;
+        let (name, value) = checked_header(&name, &value)?;
         if name == header::CONTENT_TYPE {
             headers.insert(name, value);
         } else {
@@ -221,6 +226,36 @@ fn checked(response: wit::Response, max_body: usize) -> Result<Response, String>
         }
     }
     Ok(out)
+}
+
+/// Refuse a header list over [`MAX_RESPONSE_HEADERS`] or [`MAX_RESPONSE_HEADER_BYTES`], before any of it
+/// is copied into the response.
+fn check_header_budget(headers: &[(String, String)]) -> Result<(), String> {
+    if headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(format!(
+            "{} headers, over the limit of {MAX_RESPONSE_HEADERS}",
+            headers.len()
+        ));
+    }
+    let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if bytes > MAX_RESPONSE_HEADER_BYTES {
+        return Err(format!(
+            "headers of {bytes} bytes, over the limit of {MAX_RESPONSE_HEADER_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+/// One plugin header as HTTP: a valid name the host does not own, and a valid value.
+fn checked_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("invalid header name {name:?}"))?;
+    if HOST_RESPONSE_HEADERS.contains(&name.as_str()) {
+        return Err(format!("header {name} is set by the host, not by plugins"));
+    }
+    let value =
+        HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
+    Ok((name, value))
 }
 
 #[cfg(test)]
@@ -261,5 +296,36 @@ mod tests {
         for r in bad {
             assert!(checked(r, 100).is_err());
         }
+    }
+
+    fn headers(count: usize, value_len: usize) -> Vec<(String, String)> {
+        (0..count)
+            .map(|i| (format!("x-h{i}"), "v".repeat(value_len)))
+            .collect()
+    }
+
+    #[test]
+    fn header_count_and_bytes_are_capped() {
+        let at_cap = response(200, &[], wit::Body::Empty);
+        let at_cap = wit::Response {
+            headers: headers(MAX_RESPONSE_HEADERS, 10),
+            ..at_cap
+        };
+        assert_eq!(checked(at_cap, 100).unwrap().status(), 200);
+
+        let over = wit::Response {
+            headers: headers(MAX_RESPONSE_HEADERS + 1, 1),
+            ..response(200, &[], wit::Body::Empty)
+        };
+        let err = checked(over, 100).unwrap_err();
+        assert_eq!(err, "65 headers, over the limit of 64");
+
+        // 10 headers of ~7 KiB: few, but over the byte cap.
+        let heavy = wit::Response {
+            headers: headers(10, 7 << 10),
+            ..response(200, &[], wit::Body::Empty)
+        };
+        let err = checked(heavy, 100).unwrap_err();
+        assert!(err.contains("over the limit of 65536"), "{err}");
     }
 }
