@@ -287,3 +287,60 @@ async fn plugin_logs_have_a_per_call_budget() {
     assert_eq!(host.metric(bytes).await, 45_000 + 96_000);
     stream.served().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_invalid_responses_are_refused() {
+    let host = Host::start();
+    let stream = host.hello_stream();
+    let before = host.invalid_responses().await;
+
+    let (status, _, response) = host.get("/faults/no-content").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(response.bytes().await.unwrap().is_empty());
+    host.refused(
+        "/faults/no-content-with-body",
+        "reason=status 204 must not have a body, got 24 bytes",
+    )
+    .await;
+    host.refused(
+        "/faults/no-content-with-body?status=304",
+        "reason=status 304 must not have a body",
+    )
+    .await;
+
+    // JSON at the depth limit passes; one level more, or 100,000, is refused.
+    let (status, _, _) = host.get("/faults/deep-json?depth=100").await;
+    assert_eq!(status, StatusCode::OK);
+    host.refused(
+        "/faults/deep-json?depth=101",
+        "reason=JSON body nests 101 levels deep, over the limit of 100",
+    )
+    .await;
+    host.refused("/faults/deep-json", "nests 100000 levels deep")
+        .await;
+    assert_eq!(host.invalid_responses().await, before + 4);
+
+    // HEAD: the GET route's headers (length included), no body. The next response on the same
+    // connection starts right after the head, so no body byte was sent.
+    let mut conn = tokio::net::TcpStream::connect(host.process.addr)
+        .await
+        .unwrap();
+    conn.write_all(
+        b"HEAD /faults/large?bytes=5000 HTTP/1.1\r\nHost: test\r\n\r\n\
+          GET /faults/ok HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut conn).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header_of(&head, "content-length"), "5000");
+    let mut rest = Vec::new();
+    tokio::time::timeout(LIMIT, conn.read_to_end(&mut rest))
+        .await
+        .expect("the second response never ended")
+        .unwrap();
+    let rest = String::from_utf8(rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+    assert!(rest.ends_with(r#"{"ok":true}"#), "{rest}");
+    stream.served().await;
+}

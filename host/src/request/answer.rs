@@ -35,6 +35,13 @@ pub(crate) const MAX_RESPONSE_HEADERS: usize = 64;
 /// `proxy_buffer_size` is 4-8 KiB by default).
 pub(crate) const MAX_RESPONSE_HEADER_BYTES: usize = 64 << 10;
 
+/// Deepest nesting of arrays and objects a plugin's JSON body may have. serde_json's typed parsing
+/// refuses 128 levels or more (its default recursion limit of 128, which the HTML view path hits),
+/// Ruby's `JSON.parse` more than 100 (`max_nesting`); 100 is accepted by both, and by the parsers of
+/// Python, JavaScript and Go, so what the host passes on, clients can read. The validity check alone
+/// (`IgnoredAny`) walks any depth without a limit.
+pub(crate) const MAX_JSON_DEPTH: usize = 100;
+
 /// What the client gets for the call's `outcome`.
 pub(super) fn outcome(
     call: &Call<'_>,
@@ -198,8 +205,7 @@ fn checked(response: wit::Response, max_body: usize) -> Result<Response, String>
     let (content_type, body): (Option<&'static str>, Vec<u8>) = match response.body {
         wit::Body::Empty => (None, Vec::new()),
         wit::Body::Json(text) => {
-            serde_json::from_str::<serde::de::IgnoredAny>(&text)
-                .map_err(|e| format!("body is not valid JSON: {e}"))?;
+            check_json(&text)?;
             (Some("application/json"), text.into_bytes())
         }
         wit::Body::Text(text) => (Some("text/plain; charset=utf-8"), text.into_bytes()),
@@ -208,6 +214,15 @@ fn checked(response: wit::Response, max_body: usize) -> Result<Response, String>
     if body.len() > max_body {
         return Err(format!(
             "body of {} bytes is over the limit of {max_body}",
+            body.len()
+        ));
+    }
+    // RFC 9110 15.3.5 and 15.4.5: these responses end after their headers. hyper would drop the body on
+    // the wire; refusing it instead tells the plugin's author, as for every other malformed answer.
+    if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) && !body.is_empty() {
+        return Err(format!(
+            "status {} must not have a body, got {} bytes",
+            status.as_u16(),
             body.len()
         ));
     }
@@ -256,6 +271,46 @@ fn checked_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), 
     let value =
         HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
     Ok((name, value))
+}
+
+/// A JSON body must parse and nest at most [`MAX_JSON_DEPTH`] deep.
+fn check_json(text: &str) -> Result<(), String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let depth = json_depth(text);
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!(
+            "JSON body nests {depth} levels deep, over the limit of {MAX_JSON_DEPTH}"
+        ));
+    }
+    Ok(())
+}
+
+/// How deep arrays and objects nest in `text` (valid JSON): one pass over the bytes, skipping strings.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[cfg(test)]
@@ -327,5 +382,63 @@ mod tests {
         };
         let err = checked(heavy, 100).unwrap_err();
         assert!(err.contains("over the limit of 65536"), "{err}");
+    }
+
+    #[test]
+    fn no_content_and_not_modified_have_no_body() {
+        for status in [204, 304] {
+            let empty = checked(
+                response(status, &[("etag", "\"1\"")], wit::Body::Empty),
+                100,
+            );
+            assert_eq!(empty.unwrap().status(), status);
+            let empty_text = checked(response(status, &[], wit::Body::Text(String::new())), 100);
+            assert!(empty_text.is_ok());
+            let with_body = checked(response(status, &[], wit::Body::Text("x".into())), 100);
+            assert_eq!(
+                with_body.unwrap_err(),
+                format!("status {status} must not have a body, got 1 bytes")
+            );
+            let json = checked(response(status, &[], wit::Body::Json("{}".into())), 100);
+            assert!(json.is_err());
+        }
+    }
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn serde_json_ignored_any_has_no_depth_limit() {
+        // Why the host counts depth itself: the validity check walks any nesting without complaint,
+        // while typed parsing stops at serde_json's recursion limit (128: 127 levels parse, 128 do not).
+        let deep = nested(10_000);
+        assert!(serde_json::from_str::<serde::de::IgnoredAny>(&deep).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(127)).is_ok());
+        let err = serde_json::from_str::<serde_json::Value>(&nested(128)).unwrap_err();
+        assert!(
+            err.to_string().contains("recursion limit exceeded"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_deeper_than_the_limit_is_refused() {
+        assert!(check_json(&nested(MAX_JSON_DEPTH)).is_ok());
+        let err = check_json(&nested(MAX_JSON_DEPTH + 1)).unwrap_err();
+        assert_eq!(
+            err,
+            "JSON body nests 101 levels deep, over the limit of 100"
+        );
+        assert!(check_json(&nested(100_000)).is_err());
+        // Brackets inside strings (with escaped quotes) are text, not nesting.
+        let text = format!(
+            r#"{{"a":"{}\"{}","b":[{{"c":[]}}]}}"#,
+            "[".repeat(500),
+            "{".repeat(500)
+        );
+        assert_eq!(json_depth(&text), 4);
+        assert!(check_json(&text).is_ok());
+        assert_eq!(json_depth(r#"["\\", [1]]"#), 2);
     }
 }
