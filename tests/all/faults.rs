@@ -98,6 +98,16 @@ async fn every_fault_gets_its_status_while_others_are_served() {
             StatusCode::INTERNAL_SERVER_ERROR,
             "invalid_response",
         ),
+        (
+            "/faults/session-cookie",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "invalid_response",
+        ),
+        (
+            "/faults/csp",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "invalid_response",
+        ),
     ];
     // The status and the fault counted say which limit fired; the time is only a guard against a hang
     // (the deadline itself is 1 s, checked below).

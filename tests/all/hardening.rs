@@ -344,3 +344,33 @@ async fn protocol_invalid_responses_are_refused() {
     assert!(rest.ends_with(r#"{"ok":true}"#), "{rest}");
     stream.served().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_cannot_set_the_session_cookie_or_host_owned_headers() {
+    let host = Host::start();
+    let stream = host.hello_stream();
+    let before = host.invalid_responses().await;
+
+    host.refused(
+        "/faults/session-cookie",
+        "reason=set-cookie names the host's session cookie \"ph_session\"",
+    )
+    .await;
+    host.refused(
+        "/faults/session-cookie?name=__Host-ph_session",
+        "session cookie",
+    )
+    .await;
+    host.refused(
+        "/faults/csp",
+        "reason=header content-security-policy is set by the host, not by plugins",
+    )
+    .await;
+    assert_eq!(host.invalid_responses().await, before + 3);
+
+    // Other cookies are the plugin's business.
+    let (status, _, response) = host.get("/faults/session-cookie?name=theme").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(response.headers()["set-cookie"], "theme=planted; Path=/");
+    stream.served().await;
+}

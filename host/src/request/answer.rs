@@ -15,7 +15,9 @@ use crate::generation::invoke::CallError;
 use crate::http::negotiate::Format;
 use crate::http::respond::{PageError, PageFacts};
 
-/// Response headers a plugin may not set: the host owns framing and the request id.
+/// Response headers a plugin may not set: the host owns framing, the request id and the page's security
+/// policy (what a browser may load, frame, send or clear), so a plugin cannot weaken it for the host's
+/// own pages or sessions.
 const HOST_RESPONSE_HEADERS: &[&str] = &[
     "content-length",
     "transfer-encoding",
@@ -23,6 +25,16 @@ const HOST_RESPONSE_HEADERS: &[&str] = &[
     "keep-alive",
     "upgrade",
     "x-request-id",
+    "content-security-policy",
+    "x-frame-options",
+    "x-content-type-options",
+    "referrer-policy",
+    "strict-transport-security",
+    "cross-origin-opener-policy",
+    "cross-origin-resource-policy",
+    "cross-origin-embedder-policy",
+    "permissions-policy",
+    "clear-site-data",
 ];
 
 /// Most headers a plugin response may carry. hyper's client, and so reqwest, refuses a response head with
@@ -261,16 +273,44 @@ fn check_header_budget(headers: &[(String, String)]) -> Result<(), String> {
     Ok(())
 }
 
-/// One plugin header as HTTP: a valid name the host does not own, and a valid value.
+/// One plugin header as HTTP: a valid name the host does not own, a valid value, and no cookie that
+/// would replace the host's session.
 fn checked_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
     let name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("invalid header name {name:?}"))?;
     if HOST_RESPONSE_HEADERS.contains(&name.as_str()) {
         return Err(format!("header {name} is set by the host, not by plugins"));
     }
+    if name == header::SET_COOKIE && sets_host_cookie(value) {
+        return Err(format!(
+            "set-cookie names the host's session cookie {:?}",
+            crate::accounts::sessions::COOKIE
+        ));
+    }
     let value =
         HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
     Ok((name, value))
+}
+
+/// Whether a `Set-Cookie` value would set the host's session cookie, alone or as `__Host-`/`__Secure-`
+/// (names compared without case, as some servers and proxies do). A nameless cookie (`=ph_session=x`)
+/// goes back to the server as `ph_session=x`, so its value is read as a name too.
+fn sets_host_cookie(set_cookie: &str) -> bool {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    let (name, value) = pair.split_once('=').unwrap_or(("", pair));
+    let name = match name.trim() {
+        "" => value.split('=').next().unwrap_or_default().trim(),
+        name => name,
+    };
+    let unprefixed = ["__host-", "__secure-"]
+        .iter()
+        .find_map(|prefix| {
+            name.get(..prefix.len())
+                .filter(|p| p.eq_ignore_ascii_case(prefix))
+                .map(|_| &name[prefix.len()..])
+        })
+        .unwrap_or(name);
+    unprefixed.eq_ignore_ascii_case(crate::accounts::sessions::COOKIE)
 }
 
 /// A JSON body must parse and nest at most [`MAX_JSON_DEPTH`] deep.
@@ -440,5 +480,49 @@ mod tests {
         assert_eq!(json_depth(&text), 4);
         assert!(check_json(&text).is_ok());
         assert_eq!(json_depth(r#"["\\", [1]]"#), 2);
+    }
+
+    #[test]
+    fn plugins_cannot_set_the_session_cookie() {
+        for refused in [
+            "ph_session=evil; Path=/",
+            "PH_SESSION=evil",
+            " ph_session =evil",
+            "__Host-ph_session=evil; Secure; Path=/",
+            "__secure-ph_session=evil",
+            "=ph_session=evil",
+            "ph_session",
+        ] {
+            assert!(sets_host_cookie(refused), "{refused}");
+            let r = response(200, &[("set-cookie", refused)], wit::Body::Empty);
+            let err = checked(r, 100).unwrap_err();
+            assert!(err.contains("session cookie"), "{refused}: {err}");
+        }
+        for allowed in [
+            "theme=dark; Path=/",
+            "ph_session_extra=1",
+            "my_ph_session=1",
+            "__Host-theme=1",
+        ] {
+            assert!(!sets_host_cookie(allowed), "{allowed}");
+            let r = response(200, &[("set-cookie", allowed)], wit::Body::Empty);
+            assert_eq!(checked(r, 100).unwrap().headers()["set-cookie"], allowed);
+        }
+    }
+
+    #[test]
+    fn plugins_cannot_set_host_owned_headers() {
+        for name in HOST_RESPONSE_HEADERS {
+            for spelled in [name.to_string(), name.to_ascii_uppercase()] {
+                let r = response(200, &[(spelled.as_str(), "x")], wit::Body::Empty);
+                let err = checked(r, 100).unwrap_err();
+                assert_eq!(
+                    err,
+                    format!("header {name} is set by the host, not by plugins")
+                );
+            }
+        }
+        assert!(HOST_RESPONSE_HEADERS.contains(&"content-security-policy"));
+        assert!(HOST_RESPONSE_HEADERS.contains(&"clear-site-data"));
     }
 }
