@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{Fetch, HostProcess, deploy, example, fixture, json_error};
+use plugin_host_tests::{
+    Fetch, HostProcess, TestServer, deploy, example, fixture, json_error, run_host,
+};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -373,4 +375,68 @@ async fn plugins_cannot_set_the_session_cookie_or_host_owned_headers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(response.headers()["set-cookie"], "theme=planted; Path=/");
     stream.served().await;
+}
+
+#[test]
+fn check_refuses_a_manifest_over_the_route_cap_quickly() {
+    let file = fixture("many-routes.wasm");
+    let started = Instant::now();
+    let out = run_host(&["check", file.to_str().unwrap()], Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&*file.to_string_lossy()),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("invalid manifest: declares 20000 routes, over the limit of 1000 per plugin"),
+        "{}",
+        out.stderr
+    );
+    // Compiling the fixture is most of this; validating 20,000 routes took over a minute before the cap.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_meeting_a_huge_manifest_keeps_the_old_generation_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    deploy(dir.path(), &example("hello"), "hello.wasm");
+    let path = dir.path().to_owned();
+    let server = TestServer::start(move |c| c.plugins_dir = path).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stream = plugin_host_tests::request_stream(&server, "/hello/stream", stop.clone());
+
+    deploy(dir.path(), &fixture("many-routes.wasm"), "many-routes.wasm");
+    let started = Instant::now();
+    let (status, outcome) = server.reload().await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{outcome}");
+    let error = outcome["error"].as_str().unwrap();
+    assert!(
+        error.contains("many-routes.wasm")
+            && error.contains("declares 20000 routes, over the limit of 1000 per plugin"),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(outcome["generation"], 1);
+    let response = server
+        .client
+        .get(server.url("/hello/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-generation"], "1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        server
+            .metrics_text()
+            .await
+            .contains("plugin_host_reloads_total{result=\"failed\"} 1")
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    assert!(stream.await.unwrap() > 0);
+    server.stop().await;
 }

@@ -1,5 +1,10 @@
 //! The host's view of a plugin manifest: the WIT `manifest` record, checked once when the plugin is
-//! loaded (name, semantic version, path patterns, duplicate routes, reserved paths, views).
+//! loaded (name, semantic version, how many routes and templates, path patterns, duplicate routes,
+//! reserved paths, views). Every check is linear in the manifest's size, and the counts are capped
+//! before anything else is looked at, so refusing even a huge manifest is quick.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -11,6 +16,15 @@ use crate::generation::views::{HOST_TEMPLATE_FOLDERS, MAX_TEMPLATE_BYTES};
 const RESERVED_EXACT: &[&str] = &["/healthz", "/readyz", "/metrics", "/api"];
 /// Path prefixes (first segment) the host owns.
 const RESERVED_PREFIXES: &[&str] = &["admin"];
+
+/// Most routes one plugin may declare. The largest plugin shipped here has 12; a REST API of a
+/// thousand operations belongs in several plugins. It bounds what one plugin adds to a reload (parsing,
+/// the route table, the catalogue page) and to `GET /api`.
+pub const MAX_ROUTES: usize = 1_000;
+
+/// Most templates one plugin may ship (each at most `MAX_TEMPLATE_BYTES`): its views and their partials.
+/// Every template is parsed on every reload, so this bounds that work: 100 × 256 KiB at most.
+pub const MAX_TEMPLATES: usize = 100;
 
 /// A validated manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +87,10 @@ pub enum ManifestError {
     },
     #[error("plugin name {0:?} is reserved for the host's templates")]
     ReservedName(String),
+    #[error("declares {count} routes, over the limit of {limit} per plugin")]
+    TooManyRoutes { count: usize, limit: usize },
+    #[error("ships {count} templates, over the limit of {limit} per plugin")]
+    TooManyTemplates { count: usize, limit: usize },
 }
 
 fn ser_method<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
@@ -129,69 +147,104 @@ impl Manifest {
                 reason: e.to_string(),
             });
         }
-        let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
-        for r in raw.routes {
-            let path = PathPattern::parse(&r.path)?;
-            let method = r.method.as_str();
-            if is_reserved(&path) {
-                return Err(ManifestError::Reserved {
-                    method,
-                    path: r.path,
-                });
-            }
-            if let Some(first) = routes
-                .iter()
-                .find(|x| x.method == r.method && x.path.shape() == path.shape())
-            {
-                return Err(ManifestError::DuplicateRoute {
-                    method,
-                    path: r.path.clone(),
-                    first: first.path.to_string(),
-                    second: r.path,
-                });
-            }
-            if r.view.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err(ManifestError::EmptyView {
-                    method,
-                    path: r.path,
-                });
-            }
-            if let Some(view) = r.view.as_deref().filter(|v| !valid_template_name(v)) {
-                return Err(ManifestError::TemplateName(view.to_owned()));
-            }
-            routes.push(Route {
-                method: r.method,
-                path,
-                role: r.role,
-                summary: r.summary,
-                view: r.view,
-            });
-        }
-        let mut templates: Vec<(String, String)> = Vec::with_capacity(raw.templates.len());
-        for t in raw.templates {
-            if !valid_template_name(&t.name) {
-                return Err(ManifestError::TemplateName(t.name));
-            }
-            if templates.iter().any(|(name, _)| *name == t.name) {
-                return Err(ManifestError::DuplicateTemplate(t.name));
-            }
-            if t.source.len() > MAX_TEMPLATE_BYTES {
-                return Err(ManifestError::TemplateTooLarge {
-                    name: t.name,
-                    size: t.source.len(),
-                    limit: MAX_TEMPLATE_BYTES,
-                });
-            }
-            templates.push((t.name, t.source));
-        }
+        check_counts(&raw)?;
         Ok(Self {
+            routes: validate_routes(raw.routes)?,
+            templates: validate_templates(raw.templates)?,
             name: raw.name,
             version: raw.version,
             description: raw.description,
-            routes,
-            templates,
         })
     }
+}
+
+/// Refuse a manifest over [`MAX_ROUTES`] or [`MAX_TEMPLATES`] before looking at any of its entries.
+fn check_counts(raw: &wit::Manifest) -> Result<(), ManifestError> {
+    if raw.routes.len() > MAX_ROUTES {
+        return Err(ManifestError::TooManyRoutes {
+            count: raw.routes.len(),
+            limit: MAX_ROUTES,
+        });
+    }
+    if raw.templates.len() > MAX_TEMPLATES {
+        return Err(ManifestError::TooManyTemplates {
+            count: raw.templates.len(),
+            limit: MAX_TEMPLATES,
+        });
+    }
+    Ok(())
+}
+
+/// Parse and check each route; a duplicate (same method, same shape) is found through a map from
+/// (method, shape) to the first route's index, so the check is linear.
+fn validate_routes(raw: Vec<wit::Route>) -> Result<Vec<Route>, ManifestError> {
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.len());
+    let mut seen: HashMap<(&'static str, Vec<Option<String>>), usize> =
+        HashMap::with_capacity(raw.len());
+    for r in raw {
+        let path = PathPattern::parse(&r.path)?;
+        let method = r.method.as_str();
+        if is_reserved(&path) {
+            return Err(ManifestError::Reserved {
+                method,
+                path: r.path,
+            });
+        }
+        if r.view.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(ManifestError::EmptyView {
+                method,
+                path: r.path,
+            });
+        }
+        if let Some(view) = r.view.as_deref().filter(|v| !valid_template_name(v)) {
+            return Err(ManifestError::TemplateName(view.to_owned()));
+        }
+        let shape = path.shape().iter().map(|s| s.map(str::to_owned)).collect();
+        match seen.entry((method, shape)) {
+            Entry::Occupied(first) => {
+                return Err(ManifestError::DuplicateRoute {
+                    method,
+                    path: r.path.clone(),
+                    first: routes[*first.get()].path.to_string(),
+                    second: r.path,
+                });
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(routes.len());
+            }
+        }
+        routes.push(Route {
+            method: r.method,
+            path,
+            role: r.role,
+            summary: r.summary,
+            view: r.view,
+        });
+    }
+    Ok(routes)
+}
+
+/// Check each template's name and size, and that no name comes twice (a set: linear).
+fn validate_templates(raw: Vec<wit::Template>) -> Result<Vec<(String, String)>, ManifestError> {
+    let mut names: HashSet<String> = HashSet::with_capacity(raw.len());
+    let mut templates: Vec<(String, String)> = Vec::with_capacity(raw.len());
+    for t in raw {
+        if !valid_template_name(&t.name) {
+            return Err(ManifestError::TemplateName(t.name));
+        }
+        if !names.insert(t.name.clone()) {
+            return Err(ManifestError::DuplicateTemplate(t.name));
+        }
+        if t.source.len() > MAX_TEMPLATE_BYTES {
+            return Err(ManifestError::TemplateTooLarge {
+                name: t.name,
+                size: t.source.len(),
+                limit: MAX_TEMPLATE_BYTES,
+            });
+        }
+        templates.push((t.name, t.source));
+    }
+    Ok(templates)
 }
 
 #[cfg(test)]
@@ -271,6 +324,48 @@ mod tests {
             ],
         ))
         .unwrap();
+    }
+
+    fn many_routes(n: usize) -> Vec<wit::Route> {
+        (0..n)
+            .map(|i| route(Method::Get, &format!("/many/r{i}/{{id}}")))
+            .collect()
+    }
+
+    #[test]
+    fn route_and_template_counts_are_capped() {
+        let m = Manifest::validate(manifest("many", "0.1.0", many_routes(MAX_ROUTES))).unwrap();
+        assert_eq!(m.routes.len(), MAX_ROUTES);
+
+        let err = Manifest::validate(manifest("many", "0.1.0", many_routes(20_000))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "declares 20000 routes, over the limit of 1000 per plugin"
+        );
+
+        let mut m = manifest("views", "0.1.0", vec![]);
+        m.templates = (0..=MAX_TEMPLATES)
+            .map(|i| wit::Template {
+                name: format!("t{i}.html"),
+                source: String::new(),
+            })
+            .collect();
+        let err = Manifest::validate(m).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ships 101 templates, over the limit of 100 per plugin"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_is_found_at_the_end_of_a_full_manifest() {
+        let mut routes = many_routes(MAX_ROUTES - 1);
+        routes.push(route(Method::Get, "/many/r0/{other}"));
+        let err = Manifest::validate(manifest("many", "0.1.0", routes)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"route GET /many/r0/{other} is declared twice (as "/many/r0/{id}" and "/many/r0/{other}")"#
+        );
     }
 
     #[test]

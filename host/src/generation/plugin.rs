@@ -16,7 +16,11 @@ use crate::generation::engine::PluginEngine;
 use crate::generation::invoke::{CallError, Callable, HostState, PluginIdentity};
 use crate::generation::manifest::{Manifest, ManifestError};
 
-/// How long `describe` may take at load time.
+/// How long `describe` may take at load time. The epoch deadline interrupts the guest's own work (a
+/// manifest builder that loops or crawls); copying the manifest out of the guest is host work it does
+/// not see, bounded instead by the instance's memory cap, and validation is linear once the counts are
+/// checked (`manifest::MAX_ROUTES`, `manifest::MAX_TEMPLATES`), so one plugin costs a reload a bounded
+/// time. With `limits.deadlines = false` nothing interrupts a `describe` that never returns.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A plugin ready to serve: compiled once, pre-linked, manifest read.
