@@ -390,6 +390,26 @@ impl Config {
             .flatten()
     }
 
+    /// Warn about each `[plugins.NAME]` table that names no loaded plugin (a typo, or a plugin since
+    /// removed): every other unknown key is an error, but these may be meant for a plugin not yet
+    /// deployed. Returns the names.
+    pub fn warn_unmatched_plugin_settings<'a>(
+        &self,
+        loaded: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let loaded: std::collections::HashSet<&str> = loaded.into_iter().collect();
+        let unmatched: Vec<String> = self
+            .plugins
+            .keys()
+            .filter(|name| !loaded.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in &unmatched {
+            tracing::warn!(plugin = %name, "[plugins.{name}] is configured, but no plugin named {name} is loaded");
+        }
+        unmatched
+    }
+
     /// Configuration values for the plugin named `name` (empty when none are set).
     pub fn plugin_config(&self, name: &str) -> BTreeMap<String, String> {
         self.plugins

@@ -57,6 +57,9 @@ impl Server {
                 .await
                 .context("cannot load plugins")?,
         };
+        config.warn_unmatched_plugin_settings(
+            generation.plugins.iter().map(|p| p.manifest.name.as_str()),
+        );
         tracing::info!(
             generation = generation.id,
             plugins = generation.plugins.len(),
@@ -231,6 +234,29 @@ async fn admin_not_found(req: Request) -> Response {
     crate::http::error::respond(axum::http::StatusCode::NOT_FOUND, &message, &id)
 }
 
+/// The router's own 405 (a host route asked with another method) has an empty body: give it the JSON
+/// error body every other error has. (axum adds the `Allow` header after this layer has run.)
+fn explain_wrong_method(
+    response: &mut Response,
+    method: &axum::http::Method,
+    path: &str,
+    id: &str,
+) {
+    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return;
+    }
+    let message = format!(
+        "method {method} is not allowed for {path}; the Allow header lists the methods that are"
+    );
+    *response.body_mut() = crate::http::error::body(&message, id);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+}
+
 /// Liveness: the process is up and answering. Touches nothing else, so it stays cheap under load.
 async fn healthz() -> impl IntoResponse {
     (
@@ -322,11 +348,13 @@ async fn request_context(
         req.extensions_mut().insert(origin);
     }
     let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let mut response = next.run(req).instrument(span.clone()).await;
     if origin.is_some_and(|o| o.https) {
         crate::http::proxy::secure_cookies(response.headers_mut());
     }
     crate::http::error::fill_body(&mut response, &id);
+    explain_wrong_method(&mut response, &method, &path, &id);
     let header_value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     response.headers_mut().insert("x-request-id", header_value);
     let latency = started.elapsed();

@@ -127,11 +127,20 @@ on_both_backends! {
             "{}",
             added.stdout
         );
+        // The first command on an empty SQLite data directory says it creates the database.
+        let sqlite = plugin_host_tests::database_for(data.path()).is_none();
+        assert_eq!(
+            added.stderr.contains("creating a new one"),
+            sqlite,
+            "{}",
+            added.stderr
+        );
         let (ok, _, err) = cli(
             &["user", "add", "root", "--password-stdin", "--data", d],
             Some("another-password\n"),
         );
         assert!(!ok && err.contains("already exists"), "{err}");
+        assert!(!err.contains("creating a new one"), "{err}");
         let (ok, _, err) = cli(
             &["user", "add", "short", "--password-stdin", "--data", d],
             Some("short\n"),

@@ -152,6 +152,22 @@ async fn wrong_method_is_405_with_allow() {
     let response = server.client.get(server.url("/echo")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
+
+    // A host route (the router's own 405) answers with the same JSON error body.
+    let response = server
+        .client
+        .delete(server.url("/admin/api/reload"))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "POST");
+    let (status, error) = json_error(response).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        error.contains("DELETE") && error.contains("/admin/api/reload"),
+        "{error}"
+    );
     server.stop().await;
 }
 

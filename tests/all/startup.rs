@@ -264,3 +264,40 @@ async fn a_panic_goes_to_the_log_with_plugin_and_version_never_to_the_client() {
         "{trap_line}"
     );
 }
+
+/// A `[plugins.NAME]` table for a plugin that is not loaded (here a typo) starts the server, with a
+/// warning naming it; the correctly named one draws none.
+#[test]
+fn settings_for_a_plugin_that_is_not_loaded_are_warned_about() {
+    let plugins = plugins_dir_with(&[&example("hello")]);
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("host.toml");
+    std::fs::write(
+        &config,
+        "[plugins.helo.config]\ngreeting = \"hi\"\n[plugins.hello.config]\ngreeting = \"hi\"\n",
+    )
+    .unwrap();
+    let host = HostProcess::serve(&[
+        "--plugins",
+        plugins.path().to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    // Written before the listening line, but read from the pipe by another thread: wait for it.
+    let warning = "[plugins.helo] is configured, but no plugin named helo is loaded";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stderr = loop {
+        let stderr = host.stderr();
+        if stderr.contains(warning) || std::time::Instant::now() > deadline {
+            break stderr;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(
+        !stderr.contains("[plugins.hello] is configured"),
+        "{stderr}"
+    );
+}

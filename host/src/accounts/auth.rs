@@ -153,6 +153,25 @@ pub fn is_state_changing(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// An API key in `Authorization` without the `Bearer` scheme (bare, or as `Basic`/`Token`...) is a
+/// mistake worth a message: treated as no credentials, it would fail later with a vaguer 401, or pass
+/// as anonymous on an open route.
+fn misplaced_key(parts: &Parts) -> Result<(), AuthError> {
+    for value in parts.headers.get_all(header::AUTHORIZATION) {
+        let Ok(v) = value.to_str() else { continue };
+        let (scheme, credential) = v.trim().split_once(' ').unwrap_or(("", v.trim()));
+        if !scheme.eq_ignore_ascii_case("bearer") && credential.trim().starts_with(keys::KEY_PREFIX)
+        {
+            return Err(AuthError::Unauthenticated(format!(
+                "an API key in Authorization must follow the Bearer scheme: send \"Authorization: Bearer {}...\" or \"X-Api-Key: {}...\"",
+                keys::KEY_PREFIX,
+                keys::KEY_PREFIX
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The API keys a request presents, in any of the accepted forms.
 fn presented_keys(parts: &Parts) -> Vec<String> {
     let mut found = Vec::new();
@@ -222,6 +241,7 @@ impl AuthContext {
 
     /// Who is calling (see the module docs). Fails only for a bad API key or a database error.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        misplaced_key(parts)?;
         let keys = presented_keys(parts);
         match keys.as_slice() {
             [] => {}
@@ -405,5 +425,25 @@ mod tests {
             Err(AuthError::Forbidden(_))
         ));
         assert_eq!(with(Role::Admin, &[]).roles().len(), 3);
+    }
+
+    #[test]
+    fn a_key_without_the_bearer_scheme_gets_a_message_saying_how_to_send_it() {
+        let parts = |value: &str| {
+            let request = http::Request::builder()
+                .header(header::AUTHORIZATION, value)
+                .body(())
+                .unwrap();
+            request.into_parts().0
+        };
+        for wrong in ["phk_abc", "Basic phk_abc", "Token phk_abc"] {
+            let Err(AuthError::Unauthenticated(message)) = misplaced_key(&parts(wrong)) else {
+                panic!("{wrong:?} was not refused");
+            };
+            assert!(message.contains("Authorization: Bearer phk_"), "{message}");
+        }
+        for fine in ["Bearer phk_abc", "bearer phk_abc", "Basic dXNlcjpwYXNz"] {
+            assert!(misplaced_key(&parts(fine)).is_ok(), "{fine:?}");
+        }
     }
 }

@@ -313,6 +313,9 @@ impl AppState {
                 let generation = Arc::new(generation);
                 let plugins = generation.plugin_infos();
                 let id = generation.id;
+                self.config.warn_unmatched_plugin_settings(
+                    generation.plugins.iter().map(|p| p.manifest.name.as_str()),
+                );
                 let old = self.current.swap(generation);
                 self.retire(&old);
                 if let (Some(node), Some(r)) = (&self.cluster, revision) {

@@ -101,7 +101,17 @@ pub(crate) fn config_of(args: &DbArgs) -> Result<Config> {
 }
 
 async fn open(args: &DbArgs) -> Result<Pool> {
-    crate::accounts::db::open_location(&config_of(args)?.database_location()).await
+    let location = config_of(args)?.database_location();
+    if let crate::accounts::db::Location::Sqlite(file) = &location
+        && !file.exists()
+    {
+        // Most often a command run from another directory than the server, without --data or --config.
+        eprintln!(
+            "note: there is no database at {}; creating a new one (to use the server's, pass the --data DIR or --config FILE it runs with)",
+            file.display()
+        );
+    }
+    crate::accounts::db::open_location(&location).await
 }
 
 /// Read a new password: from stdin's first line, or twice from the terminal without echo.
