@@ -440,3 +440,79 @@ async fn a_reload_meeting_a_huge_manifest_keeps_the_old_generation_serving() {
     assert!(stream.await.unwrap() > 0);
     server.stop().await;
 }
+
+/// Measurement, not a check (run by hand, see docs/benchmarks.md "Hardening (issue 19)"): the host's
+/// RSS before, at the peak of (`VmHWM`) and 10 s after a bounded burst of just-under-cap responses
+/// (8 MiB - 1 bytes from `/faults/large`, 8 clients × 25 requests), for each allocator setting in
+/// `HARDENING_RSS_VARIANTS` (`;`-separated `GLIBC_TUNABLES` values, `-` for none; default `-`).
+/// `cargo test --release --test all -- --ignored --nocapture hardening::rss_after_a_burst`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement of about a minute; run by hand"]
+async fn rss_after_a_burst_of_large_responses() {
+    let variants = std::env::var("HARDENING_RSS_VARIANTS").unwrap_or_else(|_| "-".into());
+    println!("| GLIBC_TUNABLES | before | peak (VmHWM) | +1 s | +10 s |");
+    println!("|---|---|---|---|---|");
+    for tunables in variants.split(';') {
+        let env: Vec<(&str, &str)> = match tunables {
+            "-" => vec![],
+            t => vec![("GLIBC_TUNABLES", t)],
+        };
+        let row = burst_rss(&env).await;
+        println!("| {tunables} | {row} |");
+    }
+}
+
+/// One host with `env`: RSS in MiB before, at the peak of, 1 s and 10 s after the burst.
+async fn burst_rss(env: &[(&str, &str)]) -> String {
+    const CLIENTS: usize = 8;
+    const EACH: usize = 25;
+    let plugins = tempfile::tempdir().unwrap();
+    deploy(plugins.path(), &fixture("faults.wasm"), "faults.wasm");
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "--plugins",
+        plugins.path().to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+    ];
+    let host = HostProcess::serve_env(&args, env);
+    let pid = host.child.id();
+    let client = reqwest::Client::new();
+    let url = host.url("/faults/large");
+    assert_eq!(
+        client.get(host.url("/faults/ok")).fetch_status().await,
+        StatusCode::OK
+    );
+    let before = status_mib(pid, "VmRSS:");
+    let burst = (0..CLIENTS).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            for _ in 0..EACH {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                assert_eq!(response.bytes().await.unwrap().len(), (8 << 20) - 1);
+            }
+        })
+    });
+    for task in burst.collect::<Vec<_>>() {
+        task.await.unwrap();
+    }
+    let peak = status_mib(pid, "VmHWM:");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_1s = status_mib(pid, "VmRSS:");
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let after_10s = status_mib(pid, "VmRSS:");
+    format!("{before:.1} MiB | {peak:.1} MiB | {after_1s:.1} MiB | {after_10s:.1} MiB")
+}
+
+/// A `/proc/PID/status` field in kB, as MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    kb / 1024.0
+}
