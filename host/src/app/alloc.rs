@@ -1,4 +1,4 @@
-//! Allocator tuning for long runs with many reloads.
+//! Allocator tuning for long runs with many reloads and for bursts of large responses.
 //!
 //! glibc's malloc gives each thread that allocates its own arena, up to 8 per CPU. Compiling a new
 //! generation allocates heavily on several threads (wasmtime compiles in parallel), and the freed memory
@@ -6,18 +6,40 @@
 //! ~7 % with the default, and stayed flat with at most 2 arenas on the 2-CPU test machine — and flat with
 //! jemalloc, at a higher baseline (docs/benchmarks.md). So the host caps arenas at the CPU count, unless
 //! the operator chose otherwise through `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`.
+//!
+//! glibc also raises its mmap threshold on its own each time a mapped block is freed (up to 32 MiB), so
+//! after the first large response body every later one came from the arenas, and a burst of them left
+//! ~18-35 MiB resident that no later quiet brought back (`malloc_trim` only recovered part of it). A fixed
+//! threshold of 1 MiB gives every buffer that large its own mapping, unmapped when the response is
+//! written: RSS comes back to within ~4 MiB of where it was (docs/benchmarks.md, "Hardening (issue 19)").
+//! Allocations below 1 MiB — all a typical request makes — are unaffected (still no memory syscall per
+//! request). An operator who sets `MALLOC_MMAP_THRESHOLD_`, or `mmap_threshold` in `GLIBC_TUNABLES`, keeps
+//! their own choice.
 
-/// Cap glibc's malloc arenas at the number of CPUs. Call first thing in `main`, before other threads.
+/// Allocations at least this large get a mapping of their own, returned to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 1 << 20;
+
+/// Cap glibc's malloc arenas at the number of CPUs and fix its mmap threshold at [`MMAP_THRESHOLD`].
+/// Call first thing in `main`, before other threads.
 pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let operator_chose = std::env::var_os("MALLOC_ARENA_MAX").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
-        if !operator_chose {
+        if !operator_chose("MALLOC_ARENA_MAX", "arena_max") {
             let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-            set_arena_max(cpus.clamp(2, 64) as i32);
+            set(libc::M_ARENA_MAX, cpus.clamp(2, 64) as i32);
+        }
+        if !operator_chose("MALLOC_MMAP_THRESHOLD_", "mmap_threshold") {
+            set(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         }
     }
+}
+
+/// Whether the operator set this malloc parameter: through its environment variable, or as a tunable.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn operator_chose(variable: &str, tunable: &str) -> bool {
+    std::env::var_os(variable).is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains(tunable))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -25,10 +47,10 @@ pub fn tune_malloc() {
     unsafe_code,
     reason = "mallopt is a plain libc call with integer arguments"
 )]
-fn set_arena_max(arenas: i32) {
+fn set(parameter: i32, value: i32) {
     // SAFETY: mallopt takes two integers and only changes malloc's tuning; it is called before any other
     // thread exists, and a failure (return value 0) just leaves the default in place.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
+        libc::mallopt(parameter, value);
     }
 }
