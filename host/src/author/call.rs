@@ -43,6 +43,12 @@ pub fn read_body(data: Option<&str>) -> Result<Vec<u8>> {
     }
 }
 
+/// An HTTP method by name, in any case (`get`, `POST`).
+pub fn parse_method(name: &str) -> Result<http::Method> {
+    http::Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("{name:?} is not an HTTP method"))
+}
+
 /// A request path as the command line gives it: absolute.
 pub fn check_target(path: &str) -> Result<()> {
     if !path.starts_with('/') {

@@ -92,8 +92,7 @@ impl Case {
 
     fn call(&self) -> Result<Call> {
         super::call::check_target(&self.path)?;
-        let method = http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
-            .with_context(|| format!("{:?} is not an HTTP method", self.method))?;
+        let method = super::call::parse_method(&self.method)?;
         let mut headers: Vec<(String, String)> = self
             .headers
             .iter()

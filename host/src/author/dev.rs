@@ -108,15 +108,8 @@ async fn rebuild(toolchain: &Toolchain, dir: &Path, plugins: &Path) -> bool {
 
 /// The key of the `dev` admin (made on first use), new each session: keys are shown only once.
 async fn dev_key(state: &AppState) -> Result<String> {
-    let db = &state.auth().db;
-    if crate::accounts::users::get(db, "dev").await?.is_none() {
-        let password = crate::accounts::db::hex(&crate::accounts::db::random_bytes::<16>());
-        crate::accounts::users::create(db, "dev", &password, crate::bindings::types::Role::Admin)
-            .await?;
-    }
-    Ok(crate::accounts::keys::create(db, "dev", None, &[], None)
-        .await?
-        .key)
+    let admin = crate::bindings::types::Role::Admin;
+    super::sandbox::user_key(&state.auth().db, "dev", admin).await
 }
 
 fn print_routes(state: &AppState, addr: SocketAddr) {

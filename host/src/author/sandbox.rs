@@ -221,12 +221,7 @@ impl Sandbox {
         if let Some(key) = self.keys.get(name) {
             return Ok(Some(key.clone()));
         }
-        let db = &self.state.auth().db;
-        let password = db::hex(&db::random_bytes::<16>());
-        crate::accounts::users::create(db, name, &password, role).await?;
-        let key = crate::accounts::keys::create(db, name, None, &[], None)
-            .await?
-            .key;
+        let key = user_key(&self.state.auth().db, name, role).await?;
         self.keys.insert(name, key.clone());
         Ok(Some(key))
     }
@@ -235,6 +230,18 @@ impl Sandbox {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A new API key of user `name`, who is made with `role` and a random password (nobody signs in as
+/// them) when they do not exist yet.
+pub async fn user_key(db: &db::Pool, name: &str, role: Role) -> Result<String> {
+    if crate::accounts::users::get(db, name).await?.is_none() {
+        let password = db::hex(&db::random_bytes::<16>());
+        crate::accounts::users::create(db, name, &password, role).await?;
+    }
+    Ok(crate::accounts::keys::create(db, name, None, &[], None)
+        .await?
+        .key)
 }
 
 /// The generation of the one plugin, with errors naming the caller's file rather than the copy.

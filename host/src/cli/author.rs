@@ -124,8 +124,7 @@ pub fn run(command: AuthorCommand) -> Result<ExitCode> {
             settings: pairs,
         } => {
             call::check_target(&path)?;
-            let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-                .map_err(|_| anyhow::anyhow!("{method:?} is not an HTTP method"))?;
+            let method = call::parse_method(&method)?;
             let call = Call {
                 method,
                 target: path,
