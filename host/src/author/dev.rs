@@ -50,6 +50,7 @@ pub async fn run(options: DevOptions) -> Result<()> {
     rebuild(&toolchain, &dir, &plugins).await;
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
+    let signalled = crate::cli::shutdown_signal()?;
     let state = server.state();
     let key = dev_key(&state).await?;
     println!("dev: serving on http://{addr}");
@@ -57,11 +58,7 @@ pub async fn run(options: DevOptions) -> Result<()> {
     println!("dev: an admin key for this session: {key}");
     println!("dev: watching {} (Ctrl-C stops)", dir.display());
     let _watcher = watch(dir.clone(), state.clone(), toolchain, plugins)?;
-    server
-        .run(async {
-            tokio::signal::ctrl_c().await.ok();
-        })
-        .await
+    server.run(signalled).await
 }
 
 /// Build the crate and copy its components into the dev plugins directory; true when it worked.

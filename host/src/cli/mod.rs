@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod author;
 pub mod plugins;
 
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -213,6 +214,7 @@ async fn serve(config: Config) -> Result<()> {
     });
     let server = Server::bind(config).await?;
     let addr = server.local_addr();
+    let signalled = shutdown_signal()?;
     if let Some(admin) = server.admin_addr() {
         tracing::info!(%admin, "admin UI and API listening on their own address");
         println!("plugin-host admin listening on http://{admin}");
@@ -236,7 +238,7 @@ async fn serve(config: Config) -> Result<()> {
     let draining = server.state();
     server
         .run(async move {
-            shutdown_signal().await;
+            signalled.await;
             draining.begin_shutdown();
             if !delay.is_zero() {
                 tracing::info!(
@@ -263,26 +265,27 @@ fn reload_on_sighup(state: std::sync::Arc<crate::app::state::AppState>) -> Resul
     Ok(())
 }
 
-/// Completes on SIGINT (ctrl-c) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c().await.ok();
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// A future that completes on SIGINT (ctrl-c) or SIGTERM. The handlers are installed here, before the
+/// future is first polled: a signal that comes right after the "listening" line (a test, a supervisor)
+/// must start a graceful shutdown, not meet the default action and kill the process.
+#[cfg(unix)]
+pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        tokio::signal::ctrl_c().await.ok();
+    })
 }
 
 async fn check(config: &Config, file: &Path, with: Option<&Path>) -> ExitCode {
