@@ -12,6 +12,23 @@ use serde::Deserialize;
 /// The defaults, compiled into the binary so `plugin-host serve` works with no file at all.
 pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
 
+/// The configuration file a [`Config`] was read from.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// SHA-256 (hex) of the text read at start.
+    pub sha256: String,
+}
+
+impl ConfigFile {
+    /// Whether the file on disk no longer holds the text read at start (unreadable counts as changed).
+    pub fn changed(&self) -> bool {
+        std::fs::read(&self.path)
+            .map(|now| crate::accounts::db::sha256_hex(&now) != self.sha256)
+            .unwrap_or(true)
+    }
+}
+
 /// The host's whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +75,11 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Cluster mode (a `postgres://` database).
     pub cluster: ClusterConfig,
+    /// The file this configuration was read from, with the SHA-256 of its text then (none: the
+    /// embedded defaults alone). The admin UI compares it with the file now: the file is read at start
+    /// only, so a changed file needs a restart.
+    #[serde(skip)]
+    pub file: Option<ConfigFile>,
     /// Resource limits for requests and plugin instances.
     pub limits: Limits,
     /// Per-plugin settings by plugin name.
@@ -201,11 +223,20 @@ impl Config {
                     .with_context(|| format!("cannot read config file {}", path.display()))?;
                 let value: toml::Table = toml::from_str(&text)
                     .with_context(|| format!("invalid TOML in config file {}", path.display()))?;
-                Some((path, value))
+                Some((
+                    path,
+                    value,
+                    crate::accounts::db::sha256_hex(text.as_bytes()),
+                ))
             }
             None => None,
         };
-        let mut config = Self::from_layers(layer)?;
+        let file = layer.as_ref().map(|(path, _, sha256)| ConfigFile {
+            path: path.to_path_buf(),
+            sha256: sha256.clone(),
+        });
+        let mut config = Self::from_layers(layer.map(|(path, value, _)| (path, value)))?;
+        config.file = file;
         config.apply(overrides);
         config.validate()?;
         Ok(config)

@@ -18,8 +18,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{Instrument, field};
 
+use crate::app::last_good::LastGood;
 use crate::app::metrics::RouteLabels;
-use crate::app::state::AppState;
+use crate::app::state::{AppState, Degraded, Serving};
 use crate::cluster::ClusterNode;
 use crate::config::Config;
 use crate::generation::Generation;
@@ -51,11 +52,9 @@ impl Server {
             }
             crate::accounts::db::Location::Sqlite(_) => None,
         };
-        let generation = match &node {
-            Some(node) => first_cluster_generation(node, &config).await?,
-            None => Generation::build(1, &config)
-                .await
-                .context("cannot load plugins")?,
+        let (generation, degraded) = match &node {
+            Some(node) => (first_cluster_generation(node, &config).await?, None),
+            None => first_generation(&config).await?,
         };
         config.warn_unmatched_plugin_settings(
             generation.plugins.iter().map(|p| p.manifest.name.as_str()),
@@ -75,13 +74,20 @@ impl Server {
             })?),
             None => None,
         };
+        let record = degraded.is_none() && node.is_none();
         let mut state = AppState::new(config, generation, auth, kv).with_proxies(proxies);
+        if let Some(degraded) = degraded {
+            state = state.with_degraded(degraded);
+        }
         if let Some(mut node) = node.take() {
             node.set_address(listener.local_addr()?);
             tracing::info!(node = %node.id, "cluster mode");
             state = state.with_cluster(Arc::new(node));
         }
         let state = Arc::new(state);
+        if record {
+            state.record_last_good(&state.current()).await;
+        }
         crate::app::sampler::spawn(Arc::downgrade(&state));
         crate::app::converge::spawn(&state);
         Ok(Self {
@@ -157,6 +163,64 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The first generation from the plugins and templates directories. When they do not build (a bad file a
+/// failed reload left behind, a half-copied deploy), the last good set recorded in `data_dir` is served
+/// instead and the host starts degraded; with no record the error stops the start.
+async fn first_generation(config: &Config) -> Result<(Generation, Option<Degraded>)> {
+    let error = match Generation::build(1, config).await {
+        Ok(generation) => return Ok((generation, None)),
+        Err(e) => e,
+    };
+    let record = LastGood::in_data_dir(&config.data_dir);
+    let restored = tokio::task::spawn_blocking(move || record.restore())
+        .await
+        .context("restoring the last good set panicked")?;
+    let restored = match restored {
+        Ok(Some(restored)) => restored,
+        Ok(None) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot load plugins (and no last good set is recorded in {} to start with instead)",
+                config.data_dir.join(crate::app::last_good::DIR).display()
+            )));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot load plugins, and cannot restore the last good set from {}: {e}",
+                config.data_dir.join(crate::app::last_good::DIR).display()
+            )));
+        }
+    };
+    let mut fallback = config.clone();
+    fallback.plugins_dir = restored.plugins_dir;
+    fallback.templates_dir = restored.templates_dir;
+    let generation = Generation::build(1, &fallback).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load plugins: {error}\nthe last good set in {} does not load either: {e}",
+            config.data_dir.join(crate::app::last_good::DIR).display()
+        )
+    })?;
+    let files: Vec<&str> = restored
+        .set
+        .plugins
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    tracing::error!(
+        error = %error,
+        serving = ?files,
+        recorded_ms = restored.set.recorded_ms,
+        "the plugins directory does not load: serving the last good set instead; fix or remove the file and reload"
+    );
+    let degraded = Degraded {
+        error: error.to_string(),
+        since_ms: crate::clock::unix_ms() as u64,
+        serving: Serving::LastGood {
+            recorded_ms: restored.set.recorded_ms,
+        },
+    };
+    Ok((generation, Some(degraded)))
 }
 
 /// Cluster mode's first generation: the current revision of the plugin set, or (when it cannot be read
@@ -266,7 +330,8 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// Readiness: serving plugins, the database reachable (cluster mode) and not shutting down; 503 with
-/// the reason otherwise. Load balancers route by this; liveness (`/healthz`) never looks at the database,
+/// the reason otherwise. A host serving an older set because its plugins directory does not build is
+/// still ready (200, so it keeps its traffic) with status `degraded` and what is wrong. Load balancers route by this; liveness (`/healthz`) never looks at the database,
 /// so an outage does not make an orchestrator restart every node.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let r = state.readiness();
@@ -275,9 +340,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
+    let word = match (r.ready, &r.degraded) {
+        (false, _) => "not ready",
+        (true, Some(_)) => "degraded",
+        (true, None) => "ready",
+    };
     let body = json!({
-        "status": if r.ready { "ready" } else { "not ready" },
+        "status": word,
         "reason": r.reason,
+        "degraded": r.degraded,
         "generation": r.generation,
         "revision": r.revision,
         "plugins": state.current().plugins.len(),

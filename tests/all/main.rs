@@ -36,6 +36,7 @@ mod faults;
 mod hardening;
 mod kit;
 mod kv;
+mod last_good;
 mod origin;
 mod reload;
 mod reuse;

@@ -118,7 +118,8 @@ pub(crate) async fn audited_reload(
     outcome
 }
 
-/// `GET /admin/api/generations`: the current generation and the retired ones still draining.
+/// `GET /admin/api/generations`: the current generation and the retired ones still draining, and what
+/// the operator must act on (a plugins directory that does not build, a changed configuration file).
 async fn generations(State(state): State<Arc<AppState>>) -> Response {
     let (ok, failed) = state.metrics.reloads();
     Json(json!({
@@ -126,6 +127,8 @@ async fn generations(State(state): State<Arc<AppState>>) -> Response {
         "retired": state.retired(),
         "reloads": { "ok": ok, "failed": failed },
         "last_reload": state.last_reload().as_deref(),
+        "degraded": state.degraded().as_deref(),
+        "config_file_changed": state.config().file.as_ref().is_some_and(|f| f.changed()),
     }))
     .into_response()
 }

@@ -60,12 +60,18 @@ pub(crate) fn render(
 ) -> Response {
     let generation = state.current();
     let section = name.trim_start_matches("admin/").trim_end_matches(".html");
+    // What the operator must act on, on every page of a signed-in admin.
+    let warnings: Vec<String> = match viewer {
+        Some(_) => warnings(state),
+        None => Vec::new(),
+    };
     let full = context! {
         page => context! {
             title,
             section,
             generation => generation.id,
             request_id => viewer.map(|v| v.request_id.to_string()),
+            warnings,
         },
         me => viewer.map(|v| context! {
             name => v.principal.subject.clone(),
@@ -84,6 +90,23 @@ pub(crate) fn render(
         }
     };
     harden(response)
+}
+
+/// A plugins directory that does not build, a configuration file changed since the start.
+fn warnings(state: &AppState) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(degraded) = state.degraded() {
+        warnings.push(format!("{degraded}. Fix or remove the file, then reload."));
+    }
+    if let Some(file) = &state.config().file
+        && file.changed()
+    {
+        warnings.push(format!(
+            "The configuration file {} changed since the server started; it is read at start only: restart to apply it.",
+            file.path.display()
+        ));
+    }
+    warnings
 }
 
 /// A redirect (303) to a local path.

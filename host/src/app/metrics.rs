@@ -96,6 +96,8 @@ pub struct Gauges {
     pub template_parses: u64,
     /// Pages rendered from the current generation's templates.
     pub page_renders: u64,
+    /// 1 while the plugins or templates directory does not build (the host serves an older set).
+    pub degraded: u64,
 }
 
 /// Request counts summed over some plugins: requests, server errors (5xx) and latency bucket counts.
@@ -440,7 +442,7 @@ impl Metrics {
             out,
             "plugin_host_reloads_total{{result=\"failed\"}} {failed}"
         );
-        let single: [(&str, &str, &str, u64); 5] = [
+        let single: [(&str, &str, &str, u64); 6] = [
             (
                 "plugin_host_live_generations",
                 "gauge",
@@ -470,6 +472,12 @@ impl Metrics {
                 "gauge",
                 "Pages rendered from the current generation's templates.",
                 gauges.page_renders,
+            ),
+            (
+                "plugin_host_degraded",
+                "gauge",
+                "1 while the plugins or templates directory does not build and an older set is served.",
+                gauges.degraded,
             ),
         ];
         for (name, kind, help, value) in single {
@@ -519,6 +527,7 @@ mod tests {
             in_flight: 0,
             template_parses: 9,
             page_renders: 4,
+            degraded: 0,
         });
         assert!(text.contains("plugin_host_template_parses_total 9"));
         assert!(text.contains(
@@ -558,7 +567,9 @@ mod tests {
             in_flight: 0,
             template_parses: 0,
             page_renders: 0,
+            degraded: 1,
         });
+        assert!(text.contains("plugin_host_degraded 1"));
         assert!(text.contains(
             "plugin_host_plugin_log_lines_dropped_total{plugin=\"metrics-test-plugin\"} 4"
         ));

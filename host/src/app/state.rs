@@ -48,6 +48,48 @@ pub struct AppState {
     pub(crate) proxies: crate::http::proxy::Proxies,
     /// Set once a shutdown signal arrived: `/readyz` answers 503 from then on.
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Set while the plugins or templates directory does not build (not in cluster mode).
+    degraded: Mutex<Option<Arc<Degraded>>>,
+}
+
+/// The plugins or templates directory does not build: the host serves an older set. Cleared by the next
+/// successful build from the directories.
+#[derive(Debug, Serialize)]
+pub struct Degraded {
+    /// Why the directories do not build (names the file).
+    pub error: String,
+    /// When that was found, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// What is served instead.
+    pub serving: Serving,
+}
+
+/// What a degraded host serves.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Serving {
+    /// The generation that served before the failed reload (a restart serves the last good set).
+    Previous { generation: u64 },
+    /// The last good set, recorded in `data_dir/last-good` at this time: the directories failed at start.
+    LastGood { recorded_ms: u64 },
+}
+
+impl std::fmt::Display for Degraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.serving {
+            Serving::Previous { generation } => write!(
+                f,
+                "the plugins directory does not load; serving generation {generation}, built before \
+                 (a restart serves the last good set): {}",
+                self.error
+            ),
+            Serving::LastGood { .. } => write!(
+                f,
+                "the plugins directory did not load at start; serving the last good set: {}",
+                self.error
+            ),
+        }
+    }
 }
 
 impl Drop for AppState {
@@ -65,6 +107,8 @@ pub struct Readiness {
     pub ready: bool,
     /// Why not ready (`starting`, `database unreachable`, `shutting down`), when not.
     pub reason: Option<&'static str>,
+    /// Ready, but the plugins or templates directory does not build: what is wrong and what is served.
+    pub degraded: Option<String>,
     pub generation: u64,
     /// Cluster mode: the plugin set revision served.
     pub revision: Option<i64>,
@@ -168,7 +212,19 @@ impl AppState {
             started: Instant::now(),
             cluster: None,
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            degraded: Mutex::new(None),
         }
+    }
+
+    /// This state serving the last good set because the directories did not build at start.
+    pub fn with_degraded(self, degraded: Degraded) -> Self {
+        *self.degraded.lock().expect("degraded lock") = Some(Arc::new(degraded));
+        self
+    }
+
+    /// Why the plugins or templates directory does not build, while it does not.
+    pub fn degraded(&self) -> Option<Arc<Degraded>> {
+        self.degraded.lock().expect("degraded lock").clone()
     }
 
     /// This state in cluster mode, as `node`.
@@ -213,6 +269,7 @@ impl AppState {
         Readiness {
             ready: reason.is_none(),
             reason,
+            degraded: self.degraded().map(|d| d.to_string()),
             generation,
             revision,
         }
@@ -316,8 +373,13 @@ impl AppState {
                 self.config.warn_unmatched_plugin_settings(
                     generation.plugins.iter().map(|p| p.manifest.name.as_str()),
                 );
-                let old = self.current.swap(generation);
+                let old = self.current.swap(generation.clone());
                 self.retire(&old);
+                drop(old);
+                if self.cluster.is_none() {
+                    *self.degraded.lock().expect("degraded lock") = None;
+                    self.record_last_good(&generation).await;
+                }
                 if let (Some(node), Some(r)) = (&self.cluster, revision) {
                     node.built(r);
                 }
@@ -336,9 +398,44 @@ impl AppState {
                 tracing::warn!(%error, serving = previous, "reload failed; still serving the previous generation");
                 if let Some(node) = &self.cluster {
                     node.failed(revision, error.clone());
+                } else if !matches!(e, BuildError::TooManyGenerations { .. }) {
+                    let mut degraded = self.degraded.lock().expect("degraded lock");
+                    // Serving the last good set since the start stays that: the restart's record.
+                    let serving = match degraded.as_ref().map(|d| d.serving) {
+                        Some(last_good @ Serving::LastGood { .. }) => last_good,
+                        _ => Serving::Previous {
+                            generation: previous,
+                        },
+                    };
+                    *degraded = Some(Arc::new(Degraded {
+                        error: error.clone(),
+                        since_ms: crate::clock::unix_ms() as u64,
+                        serving,
+                    }));
                 }
                 finished(false, previous, Vec::new(), Some(error))
             }
+        }
+    }
+
+    /// Record `generation`'s files as the last good set (see `last_good.rs`); a failure is logged, never
+    /// fatal: the generation serves either way.
+    pub(crate) async fn record_last_good(&self, generation: &Arc<Generation>) {
+        let record = crate::app::last_good::LastGood::in_data_dir(&self.config.data_dir);
+        let built = generation.clone();
+        let outcome = tokio::task::spawn_blocking(move || record.record(&built)).await;
+        match outcome {
+            Ok(Ok(crate::app::last_good::Recorded::Changed(file))) => tracing::info!(
+                file = %file.display(),
+                "not recording the last good set: a file changed since it was read"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                dir = %self.config.data_dir.join(crate::app::last_good::DIR).display(),
+                "cannot record the last good set; a restart with a bad file in the plugins directory will not start"
+            ),
+            Err(e) => tracing::warn!(error = %e, "recording the last good set panicked"),
         }
     }
 
@@ -396,6 +493,7 @@ impl AppState {
             in_flight: current.in_flight() + retired.iter().map(|r| r.in_flight).sum::<usize>(),
             template_parses: crate::generation::views::parsed_total(),
             page_renders: current.views.stats().renders,
+            degraded: u64::from(self.degraded().is_some()),
         }
     }
 }

@@ -139,6 +139,15 @@ pub struct TemplateInfo {
     pub origin: Origin,
 }
 
+/// A template read from the templates directory, with the SHA-256 (hex) of the text that was parsed:
+/// what the last good set records of it.
+#[derive(Debug, Clone)]
+pub struct DiskTemplate {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
 /// The templates one plugin ships (what `Views::build` needs of a loaded plugin).
 pub struct PluginTemplates<'a> {
     pub plugin: &'a str,
@@ -191,6 +200,8 @@ impl RenderLimits {
 pub struct Views {
     env: Environment<'static>,
     templates: Vec<TemplateInfo>,
+    /// The files read from the templates directory.
+    disk: Vec<DiskTemplate>,
     parsed: u64,
     renders: AtomicU64,
     max_bytes: usize,
@@ -225,6 +236,7 @@ impl Views {
         let mut views = Views {
             env: new_environment(limits.fuel),
             templates: Vec::new(),
+            disk: Vec::new(),
             parsed: 0,
             renders: AtomicU64::new(0),
             max_bytes: limits.max_bytes,
@@ -245,6 +257,11 @@ impl Views {
                 None => Origin::File { path: path.clone() },
             };
             let source = read_template(name, path)?;
+            views.disk.push(DiskTemplate {
+                name: name.clone(),
+                path: path.clone(),
+                sha256: crate::accounts::db::sha256_hex(source.as_bytes()),
+            });
             views.add(name.clone(), source, origin)?;
         }
         for (name, source) in BUILTIN {
@@ -293,6 +310,11 @@ impl Views {
     /// The generation's templates and where each came from, by name.
     pub fn templates(&self) -> &[TemplateInfo] {
         &self.templates
+    }
+
+    /// The templates read from the templates directory, in name order.
+    pub fn disk_templates(&self) -> &[DiskTemplate] {
+        &self.disk
     }
 
     /// The templates of plugin `plugin`: those named `plugin/...` (shipped or overridden).
