@@ -10,7 +10,7 @@
 //! the first pattern found is the most specific and a lookup's cost does not grow with the number of
 //! routes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::bindings::types::Method;
@@ -62,6 +62,8 @@ impl PathPattern {
             return Err(fail("longer than 1024 bytes".into()));
         }
         let mut segments = Vec::new();
+        // Names seen so far: a set, so a pattern of many parameters is checked in linear time.
+        let mut names = HashSet::new();
         if !rest.is_empty() {
             for seg in rest.split('/') {
                 if seg.is_empty() {
@@ -76,10 +78,7 @@ impl PathPattern {
                             "parameter name {name:?} must be letters, digits and '_', not starting with a digit"
                         )));
                     }
-                    if segments
-                        .iter()
-                        .any(|s| s == &Segment::Param(name.to_owned()))
-                    {
+                    if !names.insert(name) {
                         return Err(fail(format!("parameter {{{name}}} appears twice")));
                     }
                     segments.push(Segment::Param(name.to_owned()));
