@@ -121,7 +121,9 @@ pub fn in_scope(scope: &str, path: &str) -> bool {
 }
 
 /// Parse an expiry: a duration from now (`30d`, `12h`, `45m`) or a UTC date (`2027-01-31`, the start of
-/// that day) or date-time (`2027-01-31T12:00:00Z`). Returns unix milliseconds.
+/// that day) or date-time (`2027-01-31T12:00:00Z`) of the years 1 to 9999. Returns unix milliseconds.
+/// Only real dates and times are accepted (no February 30th, no 24:00), and a duration too long to
+/// add to `now` is refused rather than wrapped around.
 pub fn parse_expiry(text: &str, now: i64) -> Result<i64> {
     let text = text.trim();
     let unit = |c: char| match c {
@@ -138,7 +140,10 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64> {
         if n <= 0 {
             bail!("expiry {text:?} is not in the future");
         }
-        return Ok(now + n * ms);
+        return n
+            .checked_mul(ms)
+            .and_then(|span| now.checked_add(span))
+            .ok_or_else(|| anyhow::anyhow!("expiry {text:?} is too far in the future"));
     }
     let (date, time) = match text.split_once('T') {
         Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
@@ -156,7 +161,8 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64> {
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&d)
+    {
         return Err(bad());
     }
     let mut secs = days_from_civil(y, m, d) * 86_400;
@@ -170,6 +176,9 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64> {
             [h, mi, s] => [h, mi, s],
             _ => return Err(bad()),
         };
+        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&s) {
+            return Err(bad());
+        }
         secs += h * 3600 + mi * 60 + s;
     }
     let at = secs * 1000;
@@ -177,6 +186,16 @@ pub fn parse_expiry(text: &str, now: i64) -> Result<i64> {
         bail!("expiry {text:?} is not in the future");
     }
     Ok(at)
+}
+
+/// Days in `month` (1-12) of `year`, proleptic Gregorian.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -358,5 +377,29 @@ mod tests {
         assert!(parse_expiry("1970-01-01", now).is_err());
         assert!(parse_expiry("soon", now).is_err());
         assert!(parse_expiry("0d", now).is_err());
+    }
+
+    /// Found by `fuzz::key_expiry`: durations too long for an i64 wrapped around (this one to
+    /// i64::MIN, silently, in release builds), and dates that do not exist were moved to others.
+    #[test]
+    fn expiry_refuses_overflow_and_dates_that_do_not_exist() {
+        let now = 1_000_000;
+        assert!(parse_expiry("72057594037927936h", now).is_err());
+        assert!(parse_expiry(&format!("{}s", i64::MAX), now).is_err());
+        assert!(parse_expiry("9223372036854775807-01-01", now).is_err());
+        for bad in [
+            "2027-02-29",
+            "2027-02-31",
+            "2027-04-31",
+            "2027-01-31T24:00",
+            "2027-01-31T12:60",
+            "2027-01-31T12:00:60",
+            "2027-01-31T-1:00",
+            "10000-01-01",
+        ] {
+            assert!(parse_expiry(bad, now).is_err(), "{bad}");
+        }
+        assert_eq!(parse_expiry("2028-02-29", now).unwrap(), 1_835_395_200_000);
+        assert!(parse_expiry("9999-12-31T23:59:59Z", now).is_ok());
     }
 }
