@@ -49,7 +49,8 @@ fn format_param(query: &str) -> Option<Format> {
 }
 
 /// How much a client wants one format: the q-value (in thousandths) of the most specific media range
-/// that matches it (RFC 9110 §12.5.1: the most specific range decides).
+/// that matches it (RFC 9110 §12.5.1: the most specific range decides), the highest of them when
+/// several are as specific (`text/html;q=0.1, application/xhtml+xml`), so their order does not matter.
 #[derive(Debug, Clone, Copy)]
 struct Preference {
     q: u16,
@@ -63,7 +64,9 @@ impl Preference {
     };
 
     fn consider(self, specificity: u8, q: u16) -> Self {
-        if specificity > self.specificity {
+        if specificity > self.specificity
+            || (specificity == self.specificity && specificity > 0 && q > self.q)
+        {
             Preference { q, specificity }
         } else {
             self
@@ -175,6 +178,26 @@ mod tests {
         assert_eq!(parse_q("0.125"), Some(125));
         assert_eq!(parse_q("1.001"), None);
         assert_eq!(parse_q("0.1234"), None);
+    }
+
+    /// Found by `fuzz::negotiation`: among equally specific ranges the first one decided, so the same
+    /// ranges in another order gave another format.
+    #[test]
+    fn equally_specific_ranges_in_any_order() {
+        for accept in [
+            "text/html;level=1;q=0, text/html",
+            "text/html, text/html;level=1;q=0",
+            "text/html;q=0.1, application/xhtml+xml",
+            "application/xhtml+xml, text/html;q=0.1",
+        ] {
+            assert_eq!(with_accept(accept), Format::Html, "{accept}");
+        }
+        for accept in [
+            "application/json;q=0, application/problem+json, text/html;q=0.5",
+            "application/problem+json, application/json;q=0, text/html;q=0.5",
+        ] {
+            assert_eq!(with_accept(accept), Format::Json, "{accept}");
+        }
     }
 
     #[test]
