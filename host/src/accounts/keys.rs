@@ -16,6 +16,22 @@ pub const KEY_PREFIX: &str = "phk_";
 /// Characters of the key text kept visible (`phk_` + 8): enough to tell keys apart in a listing.
 const VISIBLE_CHARS: usize = 12;
 
+/// The text of the key made from `secret`: [`KEY_PREFIX`] and the 32 bytes in unpadded base64url
+/// (43 characters).
+pub fn key_text(secret: &[u8; 32]) -> String {
+    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret))
+}
+
+/// The secret of `text` if it is a key [`key_text`] can make, else `None`: exactly those texts (the
+/// unused low bits of the last character must be zero), so anything else is refused before a lookup.
+pub fn parse_key(text: &str) -> Option<[u8; 32]> {
+    let encoded = text.strip_prefix(KEY_PREFIX)?;
+    if encoded.len() != 43 {
+        return None;
+    }
+    URL_SAFE_NO_PAD.decode(encoded).ok()?.try_into().ok()
+}
+
 /// A key as listings show it (never the key or its hash).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {
@@ -96,7 +112,7 @@ fn info(
     }
 }
 
-fn split_scopes(text: &str) -> Vec<String> {
+pub(crate) fn split_scopes(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
@@ -236,10 +252,7 @@ pub async fn create(
             role.as_str()
         );
     }
-    let key = format!(
-        "{KEY_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(crate::accounts::db::random_bytes::<32>())
-    );
+    let key = key_text(&crate::accounts::db::random_bytes::<32>());
     let info = KeyInfo {
         id: crate::accounts::db::hex(&crate::accounts::db::random_bytes::<8>()),
         prefix: key[..VISIBLE_CHARS].to_owned(),
@@ -311,7 +324,7 @@ pub async fn revoke(db: &Pool, which: &str) -> Result<KeyInfo> {
 
 /// What the key `text` grants, if it exists and its owner still does.
 pub async fn lookup(db: &Pool, text: &str) -> Result<Option<KeyGrant>> {
-    if !text.starts_with(KEY_PREFIX) || text.len() > 128 {
+    if parse_key(text).is_none() {
         return Ok(None);
     }
     let row: Option<GrantRow> = sqlx::query_as(
