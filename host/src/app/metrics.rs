@@ -98,6 +98,8 @@ pub struct Gauges {
     pub page_renders: u64,
     /// 1 while the plugins or templates directory does not build (the host serves an older set).
     pub degraded: u64,
+    /// glibc malloc's bytes in use and kept free (`None` with another allocator).
+    pub heap: Option<crate::app::alloc::HeapStats>,
 }
 
 /// Request counts summed over some plugins: requests, server errors (5xx) and latency bucket counts.
@@ -489,6 +491,23 @@ impl Metrics {
             family(out, name, "gauge", "Resident memory size in bytes.");
             let _ = writeln!(out, "{name} {rss}");
         }
+        if let Some(heap) = gauges.heap {
+            for (name, help, value) in [
+                (
+                    "plugin_host_heap_in_use_bytes",
+                    "Bytes malloc handed out and not yet freed (glibc mallinfo2: uordblks + hblkhd).",
+                    heap.in_use_bytes,
+                ),
+                (
+                    "plugin_host_heap_free_bytes",
+                    "Freed bytes malloc keeps in its arenas for reuse (glibc mallinfo2: fordblks).",
+                    heap.free_bytes,
+                ),
+            ] {
+                family(out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
     }
 }
 
@@ -528,6 +547,10 @@ mod tests {
             template_parses: 9,
             page_renders: 4,
             degraded: 0,
+            heap: Some(crate::app::alloc::HeapStats {
+                in_use_bytes: 5,
+                free_bytes: 6,
+            }),
         });
         assert!(text.contains("plugin_host_template_parses_total 9"));
         assert!(text.contains(
@@ -549,6 +572,8 @@ mod tests {
         assert!(text.contains("plugin_host_reloads_total{result=\"failed\"} 1"));
         assert!(text.contains("plugin_host_live_generations 2"));
         assert!(text.contains("process_resident_memory_bytes "));
+        assert!(text.contains("plugin_host_heap_in_use_bytes 5\n"));
+        assert!(text.contains("plugin_host_heap_free_bytes 6\n"));
         assert!(text.contains("plugin_host_responses_unwritten_total "));
     }
 
@@ -568,8 +593,10 @@ mod tests {
             template_parses: 0,
             page_renders: 0,
             degraded: 1,
+            heap: None,
         });
         assert!(text.contains("plugin_host_degraded 1"));
+        assert!(!text.contains("plugin_host_heap_in_use_bytes"));
         assert!(text.contains(
             "plugin_host_plugin_log_lines_dropped_total{plugin=\"metrics-test-plugin\"} 4"
         ));

@@ -494,6 +494,7 @@ impl AppState {
             template_parses: crate::generation::views::parsed_total(),
             page_renders: current.views.stats().renders,
             degraded: u64::from(self.degraded().is_some()),
+            heap: crate::app::alloc::heap_stats(),
         }
     }
 }
