@@ -116,8 +116,16 @@ $(WASMTIME):
 	$(CARGO) install wasmtime-cli --version $(WASMTIME_VERSION) --locked --root target/tools
 
 ## soak: the release host under load with a reload every 1,000 requests, alternating two builds of a
-## plugin (compile cache off, so each reload compiles); RSS and live generations sampled, CSV + SVG in
-## target/soak/. About two minutes; flags scale it (target/release/soak --help).
+## plugin (compile cache off, so each reload compiles); RSS, malloc's heap and live generations sampled,
+## the RSS slope over the second half in bytes per request and per reload, CSV + SVG in target/soak/.
+## About two minutes; flags scale it (target/release/soak --help). `build` builds the soak tool too.
 soak: build
-	$(CARGO) build --release --locked -p plugin-host-soak
 	$(BENCH_ENV) target/release/soak $(SOAK_ARGS)
+
+## soak-reloads: no traffic, 20,000 reloads by the admin API (an audit row each), then 20,000 by SIGHUP;
+## each run fails if RSS grows more than 10 bytes per reload over its second half (least squares).
+## About five minutes; SOAK_ARGS go to both runs ("--reloads 5000 --warmup 500" for a quick one).
+.PHONY: soak-reloads
+soak-reloads: build
+	$(BENCH_ENV) target/release/soak --mode reload --via api $(SOAK_ARGS)
+	$(BENCH_ENV) target/release/soak --mode reload --via sighup $(SOAK_ARGS)

@@ -1,6 +1,6 @@
-//! Talking to the host outside the load: the admin API (reload, live generations), `GET /metrics`,
-//! which build of the soak plugin answers, and swapping that build in the plugins directory (copy to a
-//! hidden name, then an atomic rename, as an operator deploys).
+//! Talking to the host outside the load: the admin API (reload), `GET /metrics`, `GET /readyz` (the
+//! serving generation, without a key), which build of the soak plugin answers, and swapping that build
+//! in the plugins directory (copy to a hidden name, then an atomic rename, as an operator deploys).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use serde_json::Value;
 const GENERATIONS_PATH: &str = "/admin/api/generations";
 const RELOAD_PATH: &str = "/admin/api/reload";
 const METRICS_PATH: &str = "/metrics";
+const READYZ_PATH: &str = "/readyz";
 /// The file name the soak plugin has in the host's plugins directory.
 const PLUGIN_FILE: &str = "soak.wasm";
 
@@ -70,6 +71,13 @@ pub(crate) struct Reloaded {
     pub(crate) generation: u64,
     pub(crate) compile_ms: f64,
     pub(crate) cached: bool,
+}
+
+/// What `GET /readyz` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    pub(crate) generation: u64,
+    pub(crate) degraded: Option<String>,
 }
 
 /// The two builds of the soak plugin.
@@ -135,19 +143,6 @@ impl Admin {
         Ok(response.status() != StatusCode::NOT_FOUND)
     }
 
-    /// Live generations: the current one plus every retired one not yet freed.
-    pub(crate) async fn live_generations(&self) -> Result<u64> {
-        let body = json_ok(self.get(GENERATIONS_PATH).await?, GENERATIONS_PATH).await?;
-        let retired = body
-            .get("retired")
-            .and_then(Value::as_array)
-            .ok_or_else(|| anyhow!("{GENERATIONS_PATH}: no \"retired\" array in {body}"))?;
-        if body.get("current").is_none() {
-            bail!("{GENERATIONS_PATH}: no \"current\" generation in {body}");
-        }
-        Ok(1 + retired.len() as u64)
-    }
-
     /// `POST /admin/api/reload`; the new generation and what it did with the soak plugin.
     pub(crate) async fn reload(&self) -> Result<Reloaded> {
         let response = self
@@ -159,6 +154,30 @@ impl Admin {
             .with_context(|| format!("POST {RELOAD_PATH}"))?;
         let body = json_ok(response, RELOAD_PATH).await?;
         parse_reload(&body).with_context(|| format!("POST {RELOAD_PATH}: unexpected answer {body}"))
+    }
+
+    /// `GET /readyz` (no key, as a load balancer asks): the serving generation, and why the host is
+    /// degraded if it is (a reload that failed says so there).
+    pub(crate) async fn readiness(&self) -> Result<Readiness> {
+        let response = self
+            .client
+            .get(format!("{}{READYZ_PATH}", self.base_url))
+            .send()
+            .await
+            .with_context(|| format!("GET {READYZ_PATH}"))?;
+        let body = json_ok(response, READYZ_PATH).await?;
+        let generation = body
+            .get("generation")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| anyhow!("{READYZ_PATH}: no \"generation\" in {body}"))?;
+        let degraded = body
+            .get("degraded")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(Readiness {
+            generation,
+            degraded,
+        })
     }
 
     /// The Prometheus text of `GET /metrics`.

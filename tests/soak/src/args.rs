@@ -1,6 +1,6 @@
 //! Command-line flags of the soak tool (clap), their defaults (those of `make soak`, about two minutes on
-//! two cores; `--mode faults` has its own for N, K and the warm-up) and the checks that reject a run
-//! that could not mean anything.
+//! two cores; `--mode faults` and `--mode reload` have their own for N, K and the warm-up) and the
+//! checks that reject a run that could not mean anything.
 
 use std::path::PathBuf;
 
@@ -32,24 +32,39 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1000)]
     pub(crate) reload_every: u64,
 
-    /// Take a sample (RSS, live generations, latency of the interval) every K completed requests
-    /// (faults mode: 1000).
+    /// Take a sample (RSS, heap, live generations, latency of the interval) every K completed requests
+    /// (faults mode: 1000; reload mode: every K reloads, 100).
     #[arg(
         long,
         default_value_t = 10_000,
-        default_value_if("mode", "faults", "1000")
+        default_value_ifs([("mode", "faults", "1000"), ("mode", "reload", "100")])
     )]
     pub(crate) sample_every: u64,
 
     /// Requests before the warm (baseline) RSS: the median of the five samples from the first at or
-    /// after this count. Long enough for the allocator's arenas and the instance pool to reach their working size (faults mode:
-    /// 10000: after the first memory bombs and huge bodies, so the baseline is not taken mid-storm).
+    /// after this count. Long enough for the allocator's arenas and the instance pool to reach their
+    /// working size (faults mode: 10000: after the first memory bombs and huge bodies, so the baseline
+    /// is not taken mid-storm; reload mode: 2000 reloads).
     #[arg(
         long,
         default_value_t = 100_000,
-        default_value_if("mode", "faults", "10000")
+        default_value_ifs([("mode", "faults", "10000"), ("mode", "reload", "2000")])
     )]
     pub(crate) warmup: u64,
+
+    /// Reload mode: reloads to drive, one after the other, with no traffic.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) reloads: u64,
+
+    /// Reload mode: how each reload is asked for. `api` writes an audit row per reload; `sighup` none.
+    #[arg(long, value_enum, default_value_t = Via::Api)]
+    pub(crate) via: Via,
+
+    /// Reload mode: swap the soak plugin between its two builds before each reload (both come from
+    /// the compile cache after the first two), so every reload loads other code and records a new last
+    /// good set; without it every reload rebuilds the same set.
+    #[arg(long)]
+    pub(crate) swap_builds: bool,
 
     /// What each request is.
     #[arg(long, value_enum, default_value_t = Mode::Json)]
@@ -92,9 +107,54 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 900)]
     pub(crate) max_seconds: u64,
 
-    /// Largest accepted RSS growth, final RSS over warm RSS, in percent.
+    /// Largest accepted RSS growth, final RSS over warm RSS, in percent (beside the slope: it catches a
+    /// step after the warm-up that a fit over the second half does not see).
     #[arg(long, default_value_t = 5.0)]
     pub(crate) rss_tolerance_pct: f64,
+
+    /// Largest accepted RSS slope in bytes per reload, fitted (least squares) over the second half of
+    /// the run. Reload mode: 10 by default; the traffic modes check it only when given.
+    #[arg(long, default_value_if("mode", "reload", "10"))]
+    pub(crate) max_bytes_per_reload: Option<f64>,
+
+    /// Traffic modes: largest accepted RSS slope in bytes per request over the second half of the run.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) max_bytes_per_request: f64,
+}
+
+/// How reload mode asks for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Via {
+    /// `POST /admin/api/reload` with an admin key; the host writes an audit row for each.
+    Api,
+    /// `kill -HUP PID`; the tool waits for `/readyz` to show the next generation. No audit row.
+    Sighup,
+}
+
+impl Via {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Sighup => "sighup",
+        }
+    }
+}
+
+/// What the x-axis of samples, fits and charts counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Axis {
+    Requests,
+    Reloads,
+}
+
+impl Axis {
+    /// Singular, for units (`B/request`).
+    pub(crate) fn unit(self) -> &'static str {
+        match self {
+            Axis::Requests => "request",
+            Axis::Reloads => "reload",
+        }
+    }
 }
 
 /// The kind of request the workers send.
@@ -108,6 +168,9 @@ pub(crate) enum Mode {
     /// A fault storm: `GET /soak` interleaved with requests to the `faults` plugin's misbehaving
     /// routes (timeouts, traps, memory bombs, invalid responses), each checked for its status.
     Faults,
+    /// No traffic: `--reloads` reloads one after the other (`--via api|sighup`), RSS and the heap
+    /// sampled every K reloads. The compile cache is on, so a reload costs milliseconds.
+    Reload,
 }
 
 impl Mode {
@@ -117,6 +180,7 @@ impl Mode {
             Mode::Json => "json",
             Mode::Html => "html",
             Mode::Faults => "faults",
+            Mode::Reload => "reload",
         }
     }
 }
@@ -127,12 +191,27 @@ impl Args {
         if self.requests == 0 || self.concurrency == 0 || self.sample_every == 0 {
             bail!("--requests, --concurrency and --sample-every must be at least 1");
         }
-        if self.warmup >= self.requests {
+        let (total, what) = match self.axis() {
+            Axis::Requests => (self.requests, "--requests"),
+            Axis::Reloads => (self.reloads, "--reloads"),
+        };
+        if self.warmup >= total {
             bail!(
-                "--warmup ({}) must be below --requests ({}): the warm RSS is sampled after it",
-                self.warmup,
-                self.requests
+                "--warmup ({}) must be below {what} ({total}): the warm RSS is sampled after it",
+                self.warmup
             );
+        }
+        if self.mode == Mode::Reload && self.reloads / self.sample_every < 6 {
+            bail!(
+                "--reloads ({}) / --sample-every ({}) leaves fewer than 6 samples: too few for a slope \
+                 over the second half",
+                self.reloads,
+                self.sample_every
+            );
+        }
+        let limits = [self.max_bytes_per_reload, Some(self.max_bytes_per_request)];
+        if limits.into_iter().flatten().any(|l| l.is_nan()) {
+            bail!("--max-bytes-per-reload and --max-bytes-per-request must be numbers");
         }
         if self.mode == Mode::Faults {
             self.validate_faults()?;
@@ -144,6 +223,15 @@ impl Args {
             bail!("--rss-tolerance-pct must be a number >= 0");
         }
         Ok(())
+    }
+
+    /// What samples are counted in: requests, or reloads in reload mode.
+    pub(crate) fn axis(&self) -> Axis {
+        if self.mode == Mode::Reload {
+            Axis::Reloads
+        } else {
+            Axis::Requests
+        }
     }
 
     /// F fault requests must fit evenly among N, with at least one good request between two faults.
@@ -232,6 +320,24 @@ mod tests {
         let args = parse(&["--mode", "html"]);
         assert!(args.validate().is_ok());
         assert_eq!((args.requests, args.warmup), (600_000, 100_000));
+    }
+
+    #[test]
+    fn reload_mode_has_its_own_defaults() {
+        let args = parse(&["--mode", "reload"]);
+        assert_eq!(
+            (args.reloads, args.sample_every, args.warmup, args.via),
+            (20_000, 100, 2000, Via::Api)
+        );
+        assert_eq!(args.max_bytes_per_reload, Some(10.0));
+        assert_eq!(args.axis(), Axis::Reloads);
+        assert!(args.validate().is_ok());
+        assert_eq!(parse(&[]).max_bytes_per_reload, None);
+        let hup = parse(&["--mode", "reload", "--via", "sighup", "--reloads", "500"]);
+        assert_eq!((hup.via, hup.reloads), (Via::Sighup, 500));
+        assert!(hup.validate().is_err(), "warm-up 2000 is past 500 reloads");
+        let few = parse(&["--mode", "reload", "--reloads", "50", "--warmup", "10"]);
+        assert!(few.validate().is_err(), "under 6 samples");
     }
 
     #[test]

@@ -237,7 +237,7 @@ mod tests {
             metrics: Ok(HostMetrics {
                 in_flight,
                 faults,
-                waited: Default::default(),
+                ..HostMetrics::default()
             }),
         }
     }

@@ -31,14 +31,30 @@ pub(crate) struct RssProbe {
     pid: u32,
 }
 
+/// The host's resident set: in all, and its anonymous (heap, stacks, mappings of its own) and
+/// file-backed (the binary's pages, mapped files) parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rss {
+    pub(crate) total: u64,
+    pub(crate) anon: Option<u64>,
+    pub(crate) file: Option<u64>,
+}
+
 impl RssProbe {
-    /// The host's resident set size in bytes, from VmRSS in /proc/PID/status (the source of truth).
-    pub(crate) async fn read(self) -> Result<u64> {
+    /// The host's resident set size in bytes, from VmRSS, RssAnon and RssFile in /proc/PID/status
+    /// (the source of truth).
+    pub(crate) async fn read(self) -> Result<Rss> {
         let path = format!("/proc/{}/status", self.pid);
         let status = tokio::fs::read_to_string(&path)
             .await
             .with_context(|| format!("reading {path} (did the host exit?)"))?;
-        parse_vm_rss(&status).with_context(|| format!("no VmRSS line in {path}"))
+        let total =
+            kib_line(&status, "VmRSS:").with_context(|| format!("no VmRSS line in {path}"))?;
+        Ok(Rss {
+            total,
+            anon: kib_line(&status, "RssAnon:"),
+            file: kib_line(&status, "RssFile:"),
+        })
     }
 }
 
@@ -85,6 +101,11 @@ impl Host {
         &self.base_url
     }
 
+    /// The host's process id (for SIGHUP).
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// A handle that reads the host's RSS (usable from other tasks).
     pub(crate) fn rss_probe(&self) -> RssProbe {
         RssProbe {
@@ -120,9 +141,9 @@ fn build_command(command: &HostCommand<'_>) -> Command {
     cmd
 }
 
-/// Bytes from the `VmRSS:  1234 kB` line of /proc/PID/status.
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+/// Bytes from a `NAME:  1234 kB` line of /proc/PID/status (`VmRSS:`, `RssAnon:`).
+fn kib_line(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(name))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -133,8 +154,11 @@ mod tests {
 
     #[test]
     fn vm_rss_is_read_in_kib() {
-        let status = "Name:\tplugin-host\nVmPeak:\t 999 kB\nVmRSS:\t   51200 kB\nThreads:\t4\n";
-        assert_eq!(parse_vm_rss(status), Some(50 * 1024 * 1024));
-        assert_eq!(parse_vm_rss("Name: x\n"), None);
+        let status = "Name:\tplugin-host\nVmPeak:\t 999 kB\nVmRSS:\t   51200 kB\n\
+                      RssAnon:\t   20480 kB\nRssFile:\t   30720 kB\nThreads:\t4\n";
+        assert_eq!(kib_line(status, "VmRSS:"), Some(50 * 1024 * 1024));
+        assert_eq!(kib_line(status, "RssAnon:"), Some(20 * 1024 * 1024));
+        assert_eq!(kib_line(status, "RssFile:"), Some(30 * 1024 * 1024));
+        assert_eq!(kib_line("Name: x\n", "VmRSS:"), None);
     }
 }

@@ -98,6 +98,11 @@ impl Progress {
         std::mem::take(&mut *self.interval.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Stop: the run's time is up (reload mode's loop; the workers notice on their own).
+    pub(crate) fn stop_for_time(&self) {
+        self.timed_out.store(true, Relaxed);
+    }
+
     /// Count a reload attempt.
     pub(crate) fn reload_done(&self, ok: bool) {
         let counter = if ok {

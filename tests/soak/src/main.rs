@@ -1,12 +1,21 @@
 //! `soak`: starts the release `plugin-host` on loopback, drives a bounded mix of requests and hot
 //! reloads (alternating two builds of the `soak` plugin, so every reload compiles different code),
-//! samples the host's RSS and live generations every K requests, and writes OUT/soak-MODE.csv,
+//! samples the host's RSS, heap and live generations every K requests, and writes OUT/soak-MODE.csv,
 //! OUT/soak-MODE.svg and a summary. Exit 0 only if no request or reload failed, live generations
-//! returned to 1 after the load, and the final RSS is within the tolerance of the warm RSS.
+//! returned to 1 after the load, the final RSS is within the tolerance of the warm RSS and the RSS
+//! slope over the second half is within its limit.
 //!
 //! `--mode faults` is a fault storm: the `faults` fixture plugin is installed beside `soak`, and F of
 //! the N requests go to its misbehaving routes (see src/faults.rs), each checked for its status; the
 //! run also needs the host's in-flight gauge back at 0 and its fault counters to match the answers.
+//!
+//! `--mode reload` sends no traffic: `--reloads` reloads (20,000) one after the other through the admin
+//! API or SIGHUP (`--via api|sighup`), a sample every K (100) reloads (src/reload_only.rs).
+//!
+//! Every mode fits a least-squares line through the RSS samples of the second half of the run and
+//! reports its slope in bytes per reload (and per request in the traffic modes), with malloc's heap in
+//! use beside it (src/slope.rs); the run fails above `--max-bytes-per-reload` (10 in reload mode) or
+//! `--max-bytes-per-request`, as it does when final RSS is over warm by more than the tolerance.
 //!
 //! From the repository root, after `make build` (host + fixtures):
 //!
@@ -15,6 +24,8 @@
 //! soak                                          # the `make soak` defaults, about 2 minutes
 //! soak --requests 1000000 --reload-every 1000   # the issue's target run
 //! soak --mode faults                            # 10,000 faults among 40,000 requests
+//! soak --mode reload --via api                  # 20,000 reloads by the admin API, no traffic
+//! soak --mode reload --via sighup               # the same by SIGHUP (no audit rows)
 //! taskset -c 1 soak --pin-host 0                # tool on CPU 1, host on CPU 0
 //! ```
 
@@ -28,8 +39,10 @@ mod latency;
 mod load;
 mod metrics;
 mod reload;
+mod reload_only;
 mod report;
 mod sampler;
+mod slope;
 mod svg;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +62,7 @@ use faults_report::FaultsResult;
 use host::{Host, HostCommand};
 use load::{LoadPlan, Progress, Triggers, spawn_workers};
 use reload::{Coordinator, ReloadLog};
+use reload_only::ReloadRun;
 use report::RunResult;
 use sampler::Sampler;
 
@@ -104,7 +118,11 @@ async fn run(args: Args) -> Result<Vec<String>> {
         run_dir.display()
     );
     let client = http_client(args.concurrency)?;
-    let measured = drive(&args, &host, client, &fixtures, &run_dir).await;
+    let measured = if args.mode == Mode::Reload {
+        drive_reloads(&args, &host, client, &fixtures, &run_dir).await
+    } else {
+        drive(&args, &host, client, &fixtures, &run_dir).await
+    };
     let stopped = host.stop().await?;
     let measured = measured?;
     let run = measured.into_result(args, stopped);
@@ -226,6 +244,53 @@ async fn drive(
     })
 }
 
+/// Reload mode: sample, reload N times one after the other (sampling every K), wait for the drain, and
+/// sample once more.
+async fn drive_reloads(
+    args: &Args,
+    host: &Host,
+    client: Client,
+    fixtures: &Fixtures,
+    run_dir: &Path,
+) -> Result<Measured> {
+    let key = admin::provision_key(
+        &args.host_bin,
+        &run_dir.join(HOST_CONFIG),
+        &run_dir.join("data"),
+    )?;
+    let admin = Admin::new(client, host.base_url(), key);
+    check_admin(&admin).await?;
+    let progress = Arc::new(Progress::default());
+    let mut sampler = Sampler::new(host.rss_probe(), admin.clone(), progress.clone());
+    sampler.take(0).await;
+    sampler.start_clock();
+    let started = Instant::now();
+    let run = ReloadRun {
+        admin,
+        via: args.via,
+        host_pid: host.pid(),
+        reloads: args.reloads,
+        sample_every: args.sample_every,
+        swap: args
+            .swap_builds
+            .then(|| (fixtures.clone(), run_dir.join("plugins"))),
+        progress: progress.clone(),
+        max_duration: Duration::from_secs(args.max_seconds),
+    };
+    let reloads = run.run(&mut sampler).await?;
+    let load_time = started.elapsed();
+    let drained_to = sampler.wait_for_drain(DRAIN_LIMIT).await;
+    sampler.take(0).await;
+    Ok(Measured {
+        sampler,
+        load_time,
+        progress,
+        reloads,
+        drained_to,
+        metrics: None,
+    })
+}
+
 /// The host must have the generations endpoint: live generations are half of what the soak checks.
 async fn check_admin(admin: &Admin) -> Result<()> {
     if !admin.has_generations_endpoint().await? {
@@ -241,7 +306,7 @@ fn load_plan(args: &Args, base_url: &str) -> LoadPlan {
         .then(|| FaultTargets::new(base_url, Schedule::new(args.requests, args.fault_requests)));
     let (path, accept) = match args.mode {
         Mode::Html => ("/status", Some(BROWSER_ACCEPT)),
-        Mode::Json | Mode::Faults => ("/soak", None),
+        Mode::Json | Mode::Faults | Mode::Reload => ("/soak", None),
     };
     LoadPlan {
         url: format!("{base_url}{path}"),
@@ -257,11 +322,17 @@ fn load_plan(args: &Args, base_url: &str) -> LoadPlan {
 
 /// CSV and SVG into OUT, the summary and the benchmarks row on stdout; the failure reasons.
 async fn write_report(run: &RunResult) -> Result<Vec<String>> {
-    let rss = report::rss_figures(&run.samples, run.args.warmup);
-    let mode = run.args.mode.name();
-    let csv_path = run.args.out.join(format!("soak-{mode}.csv"));
-    let svg_path = run.args.out.join(format!("soak-{mode}.svg"));
-    write_file(&csv_path, csv::render(&run.samples, run.faults.is_some())).await?;
+    let axis = run.args.axis();
+    let rss = report::rss_figures(&run.samples, run.args.warmup, axis);
+    let slopes = report::slopes(&run.samples, axis);
+    let name = match run.args.mode {
+        Mode::Reload => format!("reload-{}", run.args.via.name()),
+        mode => mode.name().to_owned(),
+    };
+    let csv_path = run.args.out.join(format!("soak-{name}.csv"));
+    let svg_path = run.args.out.join(format!("soak-{name}.svg"));
+    let csv = csv::render(&run.samples, run.faults.is_some(), &slopes);
+    write_file(&csv_path, csv).await?;
     let title = report::title(&run.args, &run.date);
     let chart = svg::ChartInput {
         title: &title,
@@ -269,16 +340,21 @@ async fn write_report(run: &RunResult) -> Result<Vec<String>> {
         warm_rss_bytes: rss.warm.map(|(_, bytes)| bytes),
         tolerance_pct: run.args.rss_tolerance_pct,
         warmup: run.args.warmup,
+        axis,
+        slope: slopes.rss(axis),
     };
     write_file(&svg_path, svg::render(&chart)).await?;
-    report::print_summary(run, &rss);
+    report::print_summary(run, &rss, &slopes);
     println!(
         "wrote        {} and {}",
         csv_path.display(),
         svg_path.display()
     );
-    println!("\nfor docs/benchmarks.md:\n{}", report::markdown(run, &rss));
-    Ok(report::failures(run, &rss))
+    println!(
+        "\nfor docs/benchmarks.md:\n{}",
+        report::markdown(run, &rss, &slopes)
+    );
+    Ok(report::failures(run, &rss, &slopes))
 }
 
 async fn write_file(path: &Path, contents: String) -> Result<()> {
@@ -329,11 +405,16 @@ async fn prepare_run_dir(args: &Args, fixtures: &Fixtures) -> Result<PathBuf> {
     Ok(run_dir)
 }
 
-/// No compile cache: every reload must compile the other build's code, not read it back from disk.
-/// Html mode names the templates directory (every reload parses it again). Faults mode adds the faults
-/// plugin's short deadline and small memory cap (a TOML table, so last).
+/// No compile cache: every reload must compile the other build's code, not read it back from disk —
+/// except in reload mode, which measures what a reload leaves behind, not the compiler, and needs
+/// 20,000 of them to take minutes (with the cache a reload takes milliseconds). Html mode names the
+/// templates directory (every reload parses it again). Faults mode adds the faults plugin's short
+/// deadline and small memory cap (a TOML table, so last).
 fn host_config(args: &Args) -> Result<String> {
-    let mut config = String::from("compile_cache = false\n");
+    let mut config = String::new();
+    if args.mode != Mode::Reload {
+        config.push_str("compile_cache = false\n");
+    }
     if args.mode == Mode::Html {
         let dir = std::fs::canonicalize(&args.templates)
             .with_context(|| format!("templates directory {}", args.templates.display()))?;

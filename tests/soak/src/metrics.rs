@@ -1,4 +1,5 @@
-//! The host's own count of things, from `GET /metrics` (Prometheus text) after the load: the
+//! The host's own count of things, from `GET /metrics` (Prometheus text): at each sample the live
+//! generations and malloc's heap (`plugin_host_heap_{in_use,free}_bytes`); after the load the
 //! `plugin_host_in_flight_requests` gauge (0 once every request is done, or an instance leaked) and
 //! the `plugin_host_plugin_faults_total` counters of one plugin, by kind.
 
@@ -10,6 +11,9 @@ use anyhow::Result;
 use crate::admin::Admin;
 
 const IN_FLIGHT: &str = "plugin_host_in_flight_requests";
+const LIVE_GENERATIONS: &str = "plugin_host_live_generations";
+const HEAP_IN_USE: &str = "plugin_host_heap_in_use_bytes";
+const HEAP_FREE: &str = "plugin_host_heap_free_bytes";
 const FAULTS: &str = "plugin_host_plugin_faults_total";
 /// How often `wait_for_idle` scrapes again while requests are still in flight.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -19,6 +23,11 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 pub(crate) struct HostMetrics {
     /// Plugin requests being served, over all generations (`None`: the gauge was missing).
     pub(crate) in_flight: Option<u64>,
+    /// The current generation plus retired ones still draining.
+    pub(crate) live_generations: Option<u64>,
+    /// glibc malloc's bytes in use and kept free (hosts built before the gauges: `None`).
+    pub(crate) heap_in_use: Option<u64>,
+    pub(crate) heap_free: Option<u64>,
     /// `plugin_host_plugin_faults_total{plugin=..., kind=K}` by K.
     pub(crate) faults: BTreeMap<String, u64>,
     /// How long after the drain the scrape that reported them came.
@@ -53,8 +62,15 @@ pub(crate) fn parse(text: &str, plugin: &str) -> HostMetrics {
             continue;
         };
         let (name, labels) = split_series(series);
-        if name == IN_FLIGHT {
-            metrics.in_flight = Some(value as u64);
+        let gauge = match name {
+            IN_FLIGHT => Some(&mut metrics.in_flight),
+            LIVE_GENERATIONS => Some(&mut metrics.live_generations),
+            HEAP_IN_USE => Some(&mut metrics.heap_in_use),
+            HEAP_FREE => Some(&mut metrics.heap_free),
+            _ => None,
+        };
+        if let Some(gauge) = gauge {
+            *gauge = Some(value as u64);
         } else if name == FAULTS
             && label(labels, "plugin").as_deref() == Some(plugin)
             && let Some(kind) = label(labels, "kind")
@@ -118,12 +134,17 @@ plugin_host_plugin_faults_total{plugin=\"faults\",kind=\"invalid_response\"} 444
 plugin_host_requests_total{plugin=\"faults\",route=\"/faults/loop\",status=\"504\"} 1111
 # TYPE plugin_host_in_flight_requests gauge
 plugin_host_in_flight_requests 0
+plugin_host_live_generations 2
+plugin_host_heap_in_use_bytes 12345678
+plugin_host_heap_free_bytes 2048
 ";
 
     #[test]
     fn faults_of_one_plugin_and_the_in_flight_gauge() {
         let m = parse(EXPOSITION, "faults");
         assert_eq!(m.in_flight, Some(0));
+        assert_eq!(m.live_generations, Some(2));
+        assert_eq!((m.heap_in_use, m.heap_free), (Some(12_345_678), Some(2048)));
         assert_eq!(m.faults.len(), 3);
         assert_eq!(m.faults["timeout"], 2222);
         assert_eq!(m.faults["invalid_response"], 4444);

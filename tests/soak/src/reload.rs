@@ -49,7 +49,7 @@ impl ReloadLog {
         (self.ok > 0).then(|| self.wall_sum / self.ok as u32)
     }
 
-    fn record_ok(&mut self, reloaded: Reloaded, wall: Duration) {
+    pub(crate) fn record_ok(&mut self, reloaded: Reloaded, wall: Duration) {
         self.ok += 1;
         self.cached += u64::from(reloaded.cached);
         self.compile_ms_sum += reloaded.compile_ms;
@@ -59,9 +59,10 @@ impl ReloadLog {
         self.last_generation = Some(reloaded.generation);
     }
 
-    fn record_error(&mut self, at: u64, error: &anyhow::Error) {
+    /// A failed reload `at` (`request N`, `reload N`).
+    pub(crate) fn record_error(&mut self, at: &str, error: &anyhow::Error) {
         if self.errors.len() < KEPT_ERRORS {
-            self.errors.push(format!("at request {at}: {error:#}"));
+            self.errors.push(format!("at {at}: {error:#}"));
         }
     }
 }
@@ -81,7 +82,7 @@ impl Coordinator {
                     self.progress.reload_done(true);
                 }
                 Err(error) => {
-                    log.record_error(done, &error);
+                    log.record_error(&format!("request {done}"), &error);
                     self.progress.reload_done(false);
                 }
             }

@@ -1,13 +1,16 @@
-//! The chart, drawn by hand as SVG: RSS in MiB (left axis) and live generations (right axis) against
-//! completed requests, with the warm RSS and the tolerance limit as dashed lines and the end of the
-//! warm-up as a dotted one.
+//! The chart, drawn by hand as SVG: RSS and malloc's heap in use in MiB (left axis) and live
+//! generations (right axis) against completed requests (or reloads, in reload mode), with the warm RSS
+//! and the tolerance limit as dashed lines, the end of the warm-up as a dotted one, and the RSS slope
+//! fitted over the second half of the run as a line with its value.
 
 use plugin_host_kit::svg::{
     Grid, Marks, Scale, Svg, Swatch, XAxis, YAxis, nice_step, short_count, steps, ticks,
     trim_number,
 };
 
+use crate::args::Axis;
 use crate::sampler::Sample;
+use crate::slope::Slope;
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 540.0;
@@ -17,6 +20,8 @@ const TOP: f64 = 60.0;
 const BOTTOM: f64 = 470.0;
 const RSS_COLOR: &str = "#1f77b4";
 const GEN_COLOR: &str = "#ff7f0e";
+const HEAP_COLOR: &str = "#2ca02c";
+const SLOPE_COLOR: &str = "#9467bd";
 const MIB: f64 = 1024.0 * 1024.0;
 /// A white outline under label text, so a label stays readable where a series crosses it.
 const HALO: &str = r#"stroke="white" stroke-width="4" paint-order="stroke""#;
@@ -30,6 +35,10 @@ pub(crate) struct ChartInput<'a> {
     pub(crate) warm_rss_bytes: Option<u64>,
     pub(crate) tolerance_pct: f64,
     pub(crate) warmup: u64,
+    /// What x counts (requests, or reloads in reload mode).
+    pub(crate) axis: Axis,
+    /// The RSS line fitted over the second half, in bytes per unit of x.
+    pub(crate) slope: Option<Slope>,
 }
 
 /// The whole SVG document.
@@ -37,7 +46,7 @@ pub(crate) fn render(input: &ChartInput<'_>) -> String {
     let x_max = input
         .samples
         .iter()
-        .map(|s| s.requests)
+        .map(|s| s.x(input.axis))
         .max()
         .unwrap_or(0)
         .max(1) as f64;
@@ -59,14 +68,24 @@ pub(crate) fn render(input: &ChartInput<'_>) -> String {
         (RIGHT - LEFT, BOTTOM - TOP),
         r##"fill="none" stroke="#333""##,
     );
-    x_axis(&mut svg, x, x_max);
+    x_axis(&mut svg, x, x_max, input.axis);
     rss_axis(&mut svg, rss, ticks(rss_lo, rss_hi, rss_step));
     generations_axis(&mut svg, gens, gen_hi);
     reference_lines(&mut svg, input, x, rss);
+    let axis = input.axis;
     series(
         &mut svg,
         input.samples,
-        x,
+        |s| x.at(s.x(axis) as f64),
+        |s| s.heap_in_use_bytes.map(|b| b as f64 / MIB),
+        rss,
+        HEAP_COLOR,
+        false,
+    );
+    series(
+        &mut svg,
+        input.samples,
+        |s| x.at(s.x(axis) as f64),
         |s| s.rss_bytes.map(|b| b as f64 / MIB),
         rss,
         RSS_COLOR,
@@ -75,17 +94,20 @@ pub(crate) fn render(input: &ChartInput<'_>) -> String {
     series(
         &mut svg,
         input.samples,
-        x,
+        |s| x.at(s.x(axis) as f64),
         |s| s.live_generations.map(|g| g as f64),
         gens,
         GEN_COLOR,
         true,
     );
+    if let Some(slope) = input.slope {
+        slope_line(&mut svg, slope, axis, x, rss);
+    }
     legend(&mut svg);
     svg.finish()
 }
 
-fn x_axis(svg: &mut Svg, x: Scale, x_max: f64) {
+fn x_axis(svg: &mut Svg, x: Scale, x_max: f64, axis: Axis) {
     let labels: Vec<(f64, String)> = ticks(0.0, x_max, nice_step(0.0, x_max, STEPS))
         .into_iter()
         .map(|tick| (x.at(tick), short_count(tick, 2)))
@@ -105,7 +127,31 @@ fn x_axis(svg: &mut Svg, x: Scale, x_max: f64) {
     svg.text(
         ((LEFT + RIGHT) / 2.0, BOTTOM + 45.0),
         r#"text-anchor="middle""#,
-        "requests completed",
+        match axis {
+            Axis::Requests => "requests completed",
+            Axis::Reloads => "reloads completed",
+        },
+    );
+}
+
+/// The fitted RSS line over the range it was fitted on, labelled with its slope.
+fn slope_line(svg: &mut Svg, slope: Slope, axis: Axis, x: Scale, rss: Scale) {
+    let (from, to) = (slope.from as f64, slope.to as f64);
+    let y = |at: f64| rss.at(slope.at(at) / MIB);
+    svg.line(
+        (x.at(from), y(from)),
+        (x.at(to), y(to)),
+        &format!(r#"stroke="{SLOPE_COLOR}" stroke-width="2" stroke-dasharray="8,3""#),
+    );
+    svg.text(
+        (x.at(from), y(from) - 10.0),
+        &format!(r#"fill="{SLOPE_COLOR}" {HALO}"#),
+        &format!(
+            "second half: {:+.1} ± {:.1} B/{}",
+            slope.per_unit,
+            slope.stderr,
+            axis.unit()
+        ),
     );
 }
 
@@ -193,7 +239,7 @@ fn horizontal_dashed(svg: &mut Svg, py: f64, color: &str, label: &str) {
 fn series(
     svg: &mut Svg,
     samples: &[Sample],
-    x: Scale,
+    x: impl Fn(&Sample) -> f64,
     value: impl Fn(&Sample) -> Option<f64>,
     y: Scale,
     color: &str,
@@ -201,8 +247,11 @@ fn series(
 ) {
     let points: Vec<(f64, f64)> = samples
         .iter()
-        .filter_map(|s| Some((x.at(s.requests as f64), y.at(value(s)?))))
+        .filter_map(|s| Some((x(s), y.at(value(s)?))))
         .collect();
+    if points.is_empty() {
+        return;
+    }
     let attrs = format!(r#"fill="none" stroke="{color}" stroke-width="2""#);
     if hold {
         svg.polyline(&steps(&points), &attrs);
@@ -214,6 +263,7 @@ fn series(
 fn legend(svg: &mut Svg) {
     let entries = [
         (RSS_COLOR, "RSS (MiB, left)"),
+        (HEAP_COLOR, "heap in use, malloc (MiB, left)"),
         (GEN_COLOR, "live generations (right)"),
     ];
     for (row, (color, text)) in entries.iter().enumerate() {
@@ -228,7 +278,8 @@ fn rss_range(input: &ChartInput<'_>) -> (f64, f64, f64) {
     let mut values: Vec<f64> = input
         .samples
         .iter()
-        .filter_map(|s| s.rss_bytes)
+        .flat_map(|s| [s.rss_bytes, s.heap_in_use_bytes])
+        .flatten()
         .map(|b| b as f64 / MIB)
         .collect();
     if let Some(warm) = input.warm_rss_bytes {
@@ -264,10 +315,36 @@ mod tests {
             warm_rss_bytes: Some(50 * 1024 * 1024),
             tolerance_pct: 5.0,
             warmup: 5000,
+            axis: Axis::Requests,
+            slope: None,
         });
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("warm 50.0 MiB") && svg.contains("warm + 5 %"));
         assert!(svg.contains("soak &lt;json&gt;"));
         assert!(svg.ends_with("</svg>\n"));
+    }
+
+    #[test]
+    fn reload_mode_draws_the_heap_and_the_slope_against_reloads() {
+        let samples: Vec<Sample> = (0..=20)
+            .map(|i| Sample {
+                reloads_ok: i * 1000,
+                heap_in_use_bytes: Some(8 << 20),
+                ..Sample::for_test(0, 20, 1)
+            })
+            .collect();
+        let slopes = crate::report::slopes(&samples, Axis::Reloads);
+        let svg = render(&ChartInput {
+            title: "reload",
+            samples: &samples,
+            warm_rss_bytes: Some(20 << 20),
+            tolerance_pct: 5.0,
+            warmup: 2000,
+            axis: Axis::Reloads,
+            slope: slopes.rss_per_reload,
+        });
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert!(svg.contains("reloads completed"));
+        assert!(svg.contains("second half: +0.0 ± 0.0 B/reload"), "{svg}");
     }
 }
