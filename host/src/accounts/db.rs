@@ -164,16 +164,15 @@ pub async fn open_with(path: &Path, durability: Durability) -> Result<Pool> {
     let path = std::path::absolute(path)
         .with_context(|| format!("cannot resolve database path {}", path.display()))?;
     let options = sqlite_options(&path)?;
-    let pragmas = match durability {
-        Durability::Full => SQLITE_PRAGMAS_FULL,
-        Durability::Normal => SQLITE_PRAGMAS_NORMAL,
-    };
+    let pragmas: std::sync::Arc<str> = sqlite_pragmas(durability).into();
     let pool_options = || {
+        let pragmas = pragmas.clone();
         AnyPoolOptions::new()
             .acquire_timeout(BUSY_TIMEOUT)
             .after_connect(move |conn, _| {
+                let pragmas = pragmas.clone();
                 Box::pin(async move {
-                    conn.execute(sqlx::raw_sql(pragmas)).await?;
+                    conn.execute(sqlx::raw_sql(&pragmas)).await?;
                     Ok(())
                 })
             })
@@ -199,11 +198,28 @@ pub async fn open_with(path: &Path, durability: Durability) -> Result<Pool> {
     })
 }
 
-/// Per-connection SQLite settings (WAL is a property of the file, set again harmlessly).
-const SQLITE_PRAGMAS_FULL: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
-const SQLITE_PRAGMAS_NORMAL: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+/// Each SQLite connection's page cache, in KiB: at most this much of the database's pages is kept in the
+/// process per connection, so all of SQLite's page caches together hold at most
+/// `(1 + MAX_READERS) × SQLITE_CACHE_KIB` = 4.5 MiB. SQLite's default is 2,000 KiB per connection
+/// (17.6 MiB for the nine): the writer's cache filled with the audit rows each admin reload appends,
+/// ~128 bytes of heap per reload for 16,000 reloads (docs/benchmarks.md, "Soak slope"). A page the
+/// cache does not hold is read again from the operating system's file cache (a `pread`); the hot pages
+/// — the b-tree roots and inner pages of keys, sessions and the key-value store — stay well within 128
+/// pages of 4 KiB.
+const SQLITE_CACHE_KIB: u32 = 512;
+
+/// Per-connection SQLite settings (WAL is a property of the file, set again harmlessly); the page cache
+/// is capped at [`SQLITE_CACHE_KIB`] (a negative `cache_size` is in KiB rather than pages).
+fn sqlite_pragmas(durability: Durability) -> String {
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000; PRAGMA cache_size = -{SQLITE_CACHE_KIB};"
+    )
+}
 
 /// The `Any` driver's options for the SQLite file at `path` (absolute), created when missing.
 fn sqlite_options(path: &Path) -> Result<AnyConnectOptions> {
@@ -365,10 +381,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sync, 2, "synchronous = FULL");
+        // Every connection's page cache is capped (negative: KiB), the writer's and the readers'.
+        for conn in [pool.writer(), pool.reader()] {
+            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
+                .fetch_one(conn)
+                .await
+                .unwrap();
+            assert_eq!(cache, -i64::from(SQLITE_CACHE_KIB));
+        }
         pool.close().await;
         // A second open finds the migrations applied and changes nothing.
         open(&path).await.unwrap().close().await;
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn both_durabilities_cap_the_page_cache() {
+        for (durability, synchronous) in [
+            (Durability::Full, "synchronous = FULL;"),
+            (Durability::Normal, "synchronous = NORMAL;"),
+        ] {
+            let pragmas = sqlite_pragmas(durability);
+            assert!(pragmas.contains(synchronous), "{pragmas}");
+            assert!(pragmas.contains("cache_size = -512;"), "{pragmas}");
+        }
     }
 
     #[test]
