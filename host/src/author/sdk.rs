@@ -38,6 +38,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/fake.rs"),
     ),
     (
+        "src/http.rs",
+        include_str!("../../../plugins/sdk/src/http.rs"),
+    ),
+    (
         "src/plugin.rs",
         include_str!("../../../plugins/sdk/src/plugin.rs"),
     ),

@@ -1,4 +1,5 @@
-//! In-memory stand-ins for the host's imports (config, clock, kv, log) on native targets, where
+//! In-memory stand-ins for the host's imports (config, clock, kv, log, random, http-client) on native
+//! targets, where
 //! wit-bindgen's import stubs only panic: with them, handlers run in `cargo test`. Each thread has its
 //! own set (libtest runs every test on a thread of its own, so tests are isolated); tests drive them
 //! through [`crate::testing`]. The submodules mirror the signatures of the generated imports, so
@@ -6,8 +7,10 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::bindings::plugin_host::plugin::log::Level;
+use crate::http;
 
 /// Where the fake wall clock starts: 2023-11-14T22:13:20Z, in milliseconds since the Unix epoch.
 pub const START_MILLIS: u64 = 1_700_000_000_000;
@@ -25,9 +28,20 @@ pub(crate) struct Fakes {
     pub(crate) now_millis: u64,
     pub(crate) monotonic_nanos: u64,
     pub(crate) logs: Vec<(Level, String)>,
+    /// The least level the log writes (`None`: nothing); everything by default.
+    pub(crate) log_level: Option<Level>,
     /// Ordered like the host's `ORDER BY key`, so `list` answers in the same order.
     pub(crate) kv: BTreeMap<String, Vec<u8>>,
+    /// With a seed, `random` is a repeatable sequence (splitmix64); without, std's OS-seeded keys.
+    pub(crate) random_seed: Option<u64>,
+    /// What answers `http-client.send`; none is the host's default of no origin allowed.
+    pub(crate) http_responder: Option<Responder>,
+    /// Every request `send` was given, oldest first.
+    pub(crate) http_requests: Vec<http::Request>,
 }
+
+/// A test's stand-in for the upstreams (`testing::http_responder`).
+pub(crate) type Responder = Rc<dyn Fn(&http::Request) -> Result<http::Response, http::Error>>;
 
 impl Default for Fakes {
     fn default() -> Self {
@@ -36,7 +50,11 @@ impl Default for Fakes {
             now_millis: START_MILLIS,
             monotonic_nanos: START_NANOS,
             logs: Vec::new(),
+            log_level: Some(Level::Trace),
             kv: BTreeMap::new(),
+            random_seed: None,
+            http_responder: None,
+            http_requests: Vec::new(),
         }
     }
 }
@@ -68,13 +86,22 @@ pub mod clock {
     }
 }
 
-/// `log.log`: kept for `testing::logs`, and echoed to stderr (shown by `cargo test -- --nocapture`).
+/// `log`: lines at or above the level `testing::set_log_level` set (every level by default) are kept
+/// for `testing::logs` and echoed to stderr (shown by `cargo test -- --nocapture`); the others are
+/// dropped, as the host drops them.
 pub mod log {
     use super::Level;
 
     pub fn log(level: Level, message: &str) {
+        if !enabled(level) {
+            return;
+        }
         eprintln!("plugin log {}: {message}", name(level));
         super::with(|f| f.logs.push((level, message.to_owned())));
+    }
+
+    pub fn enabled(level: Level) -> bool {
+        super::with(|f| f.log_level.is_some_and(|least| level as u8 >= least as u8))
     }
 
     fn name(level: Level) -> &'static str {
@@ -131,5 +158,80 @@ pub mod kv {
                 .cloned()
                 .collect()
         }))
+    }
+}
+
+/// `random`: without a seed, bytes from std's `RandomState`, whose keys std takes from the operating
+/// system (different in every run; not for cryptography); with `testing::seed_random`, a repeatable
+/// splitmix64 sequence. Like the host, at most 65,536 bytes per call.
+pub mod random {
+    use std::hash::{BuildHasher, Hasher, RandomState};
+
+    use crate::random::MAX_BYTES_PER_CALL;
+
+    pub fn get_random_bytes(len: u32) -> Vec<u8> {
+        let len = (len as usize).min(MAX_BYTES_PER_CALL);
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&next().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn next() -> u64 {
+        super::with(|f| match &mut f.random_seed {
+            Some(state) => {
+                // splitmix64
+                *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = *state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            }
+            None => {
+                // Each RandomState has new keys (std seeds them from the OS once per thread, then moves
+                // them on), and SipHash mixes them into the output, even for nothing hashed.
+                RandomState::new().build_hasher().finish()
+            }
+        })
+    }
+}
+
+/// `http-client.send`: the request is recorded for `testing::http_requests` and handed to the responder
+/// a test registered with `testing::http_responder`; with none, `not-allowed`, as the host answers a
+/// plugin no origin is allowed for. A URL that is not `http://` or `https://` is an `invalid-request`,
+/// as on the host. The errors are the SDK's own (`http::Error`), so a responder can return any of them.
+pub mod http_client {
+    pub use crate::bindings::plugin_host::plugin::http_client::{
+        IncomingResponse, OutgoingRequest,
+    };
+
+    use crate::http::{self, ErrorKind};
+
+    pub fn send(request: &OutgoingRequest) -> Result<IncomingResponse, http::Error> {
+        let seen = http::Request::from_wit(request);
+        let responder = super::with(|f| {
+            f.http_requests.push(seen.clone());
+            f.http_responder.clone()
+        });
+        let scheme = request.url.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("http" | "https")) {
+            return Err(http::Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "{:?} is not an absolute http:// or https:// URL",
+                    request.url
+                ),
+            ));
+        }
+        let Some(responder) = responder else {
+            return Err(http::Error::new(
+                ErrorKind::NotAllowed,
+                "no upstream in tests: register one with plugin_sdk::testing::http_responder",
+            ));
+        };
+        // Called with the fakes free, so the responder may use them (config, logs, ...).
+        responder(&seen).map(http::Response::into_wit)
     }
 }

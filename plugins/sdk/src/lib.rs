@@ -25,10 +25,12 @@
 //! lookup by method and pattern. The generated WIT bindings are in [`bindings`]; most plugins never
 //! need them directly.
 //!
+//! Besides the request, a plugin reaches the host through [`config`], [`clock`], [`kv`],
+//! [`log`](mod@log), [`random`] and [`http`] (outbound calls to the origins the operator allows).
+//!
 //! Handlers can be unit-tested with a plain `cargo test`: on every target but `wasm32` the host's
-//! imports ([`config`], [`clock`], [`kv`], [`log`](mod@log)) are in-memory fakes,
-//! [`Request::builder`] makes a request and [`Plugin::call`] routes it like the host does. See the
-//! `testing` module (native targets only) for an example.
+//! imports are in-memory fakes, [`Request::builder`] makes a request and [`Plugin::call`] routes it
+//! like the host does. See the `testing` module (native targets only) for an example.
 
 #[cfg(feature = "arena")]
 mod arena;
@@ -37,6 +39,7 @@ mod builder;
 mod call;
 #[cfg(not(target_arch = "wasm32"))]
 mod fake;
+pub mod http;
 mod plugin;
 mod request;
 mod response;
@@ -194,18 +197,97 @@ pub mod kv {
 pub mod log {
     pub use crate::bindings::plugin_host::plugin::log::Level;
 
-    /// Log one message at `level`.
+    /// Log one message at `level`. A message at a level the host's log does not show is dropped.
     pub fn log(level: Level, message: &str) {
         crate::imports::log::log(level, message);
     }
+
+    /// Whether a message at `level` would be written anywhere: check it before building a costly
+    /// message nobody would read. [`log!`](crate::log!) does, so its arguments are only formatted (and
+    /// evaluated) when the level is on.
+    ///
+    /// ```
+    /// use plugin_sdk::log::{self, Level};
+    ///
+    /// # let items = vec![1, 2, 3];
+    /// if log::enabled(Level::Debug) {
+    ///     let summary: Vec<String> = items.iter().map(|i| format!("item {i}")).collect();
+    ///     log::log(Level::Debug, &summary.join(", "));
+    /// }
+    /// ```
+    pub fn enabled(level: Level) -> bool {
+        crate::imports::log::enabled(level)
+    }
+
+    /// Whether [`log!`](crate::log!) sends a line at `level`: error lines always (the host keeps the
+    /// last one for its own reports, such as why `describe` failed, even where its log hides them),
+    /// the others when [`enabled`].
+    #[doc(hidden)]
+    pub fn __wanted(level: Level) -> bool {
+        matches!(level, Level::Error) || enabled(level)
+    }
 }
 
-/// Log a formatted message at a level: `log!(Info, "saved {id}")`.
+/// Log a formatted message at a level: `log!(Info, "saved {id}")`. Below `Error`, nothing is
+/// formatted, and the arguments are not evaluated, when the host's log does not show that level
+/// ([`log::enabled`]). Error lines are always sent: the host keeps the last one for its own reports.
 #[macro_export]
 macro_rules! log {
-    ($level:ident, $($arg:tt)+) => {
-        $crate::log::log($crate::log::Level::$level, &::std::format!($($arg)+))
-    };
+    ($level:ident, $($arg:tt)+) => {{
+        let level = $crate::log::Level::$level;
+        if $crate::log::__wanted(level) {
+            $crate::log::log(level, &::std::format!($($arg)+))
+        }
+    }};
+}
+
+/// Random bytes from the host's cryptographically secure generator (the operating system's): for ids,
+/// tokens and nonces. A plugin has no randomness of its own (no WASI), and no seed to make one from.
+///
+/// In native unit tests the bytes come from std's hasher keys, which std seeds from the operating system:
+/// different in every run and not for cryptography; `testing::seed_random` makes a test repeatable.
+pub mod random {
+    /// The most bytes the host gives in one call; [`bytes`] asks as often as it takes.
+    pub const MAX_BYTES_PER_CALL: usize = 65_536;
+
+    /// `n` random bytes.
+    ///
+    /// ```
+    /// let key = plugin_sdk::random::bytes(32);
+    /// assert_eq!(key.len(), 32);
+    /// ```
+    pub fn bytes(n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let want = (n - out.len()).min(MAX_BYTES_PER_CALL);
+            let got = crate::imports::random::get_random_bytes(want as u32);
+            assert!(!got.is_empty(), "the host gave no random bytes");
+            out.extend_from_slice(&got[..got.len().min(want)]);
+        }
+        out
+    }
+
+    /// A random UUID (RFC 9562 version 4: 122 random bits), lowercase and hyphenated, e.g.
+    /// `0b5c7cf4-51a2-4d0e-9a3b-6f1e2d9c8a47`.
+    ///
+    /// ```
+    /// let id = plugin_sdk::random::uuid();
+    /// assert_eq!((id.len(), &id[14..15]), (36, "4"));
+    /// ```
+    pub fn uuid() -> String {
+        let mut b = bytes(16);
+        b[6] = (b[6] & 0x0f) | 0x40; // version 4
+        b[8] = (b[8] & 0x3f) | 0x80; // variant 10 (RFC 9562)
+        let mut out = String::with_capacity(36);
+        for (i, byte) in b.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+            out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+        }
+        out
+    }
 }
 
 /// Export a plugin: `plugin_sdk::plugin!(build)` where `build: fn() -> Plugin`.

@@ -181,6 +181,8 @@ fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
         .location()
         .map(|l| format!(" at {}:{}", l.file(), l.line()))
         .unwrap_or_default();
+    // Not behind `log::enabled`: the host keeps a plugin's last error line for its own report (why
+    // `describe` failed) even where its log hides errors.
     crate::log::log(
         crate::log::Level::Error,
         &format!("plugin panicked: {message}{at}"),
