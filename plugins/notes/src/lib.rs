@@ -6,9 +6,12 @@
 //! - `GET /notes/{id}` — the note (HTML view `note.html`)
 //! - `PUT /notes/{id}` — `{"title", "body"}` → the updated note
 //! - `DELETE /notes/{id}` — 204
+//!
+//! Ids are 16 random hex digits (64 bits from the host's generator): no counter to race on, nothing to
+//! guess from.
 
 use plugin_sdk::prelude::*;
-use plugin_sdk::{clock, kv};
+use plugin_sdk::{clock, kv, random};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -80,20 +83,19 @@ fn list(_: &Request) -> Result {
     Response::json(&json!({ "notes": notes }))
 }
 
+/// A new note's id: 8 random bytes as hex.
+fn new_id() -> String {
+    random::bytes(8)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn create(req: &Request) -> Result {
     let input = input(req)?;
     let now = clock::now_millis();
-    // Time-based ids need no counter to race on; a clash (same millisecond and nanosecond tail) moves on.
-    let mut id = String::new();
-    for attempt in 0..4u64 {
-        let tail = (clock::monotonic_nanos() + attempt) & 0xffff;
-        id = format!("{now:011x}{tail:04x}");
-        if kv::get(&key(&id))?.is_none() {
-            break;
-        }
-    }
     let note = Note {
-        id,
+        id: new_id(),
         title: input.title,
         body: input.body,
         author: req.subject().to_owned(),
@@ -234,6 +236,37 @@ mod tests {
         assert_eq!(updated["created"], 1_800_000_000_000u64);
         assert_eq!(updated["updated"], 1_800_000_060_000u64);
         assert_eq!(get(&path).unwrap(), updated);
+    }
+
+    #[test]
+    fn ids_are_random_hex_and_come_from_the_hosts_generator() {
+        let ids: Vec<String> = (0..50)
+            .map(|_| {
+                create("same millisecond")["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        for id in &ids {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{id}"
+            );
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), 50, "50 notes in one millisecond, 50 ids");
+        assert_eq!(testing::kv_keys().len(), 50);
+        // The same seed, the same id: the id is the generator's, not the clock's.
+        testing::reset();
+        testing::seed_random(9);
+        let first = create("a")["id"].clone();
+        testing::reset();
+        testing::seed_random(9);
+        testing::advance_millis(123_456);
+        assert_eq!(create("b")["id"], first);
     }
 
     #[test]
