@@ -56,7 +56,7 @@ test-deps:
 ## notes example, built for the host like `lint` builds them.
 test: build test-deps
 	$(CARGO) test --release --locked --workspace
-	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk -p notes --target-dir target/plugins-lint
+	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk -p notes -p weather --target-dir target/plugins-lint
 
 ## test-repeat: the whole suite N times in a row (default 10); prints how many runs failed and which
 ## tests failed in which run (logs in target/test-repeat/). ARGS="-- browser::" repeats one test.
