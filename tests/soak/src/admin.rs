@@ -143,6 +143,22 @@ impl Admin {
         Ok(response.status() != StatusCode::NOT_FOUND)
     }
 
+    /// From `GET /admin/api/generations`: the generation the last finished reload produced (a reload
+    /// counts as finished once everything after the swap is done, the last good set recorded too) and
+    /// how many retired generations are still alive.
+    pub(crate) async fn reload_settled(&self) -> Result<(Option<u64>, usize)> {
+        let body = json_ok(self.get(GENERATIONS_PATH).await?, GENERATIONS_PATH).await?;
+        let last = body
+            .get("last_reload")
+            .and_then(|r| r.get("generation"))
+            .and_then(Value::as_u64);
+        let retired = body
+            .get("retired")
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("{GENERATIONS_PATH}: no \"retired\" array in {body}"))?;
+        Ok((last, retired.len()))
+    }
+
     /// `POST /admin/api/reload`; the new generation and what it did with the soak plugin.
     pub(crate) async fn reload(&self) -> Result<Reloaded> {
         let response = self
