@@ -662,19 +662,20 @@ mod tests {
 
     #[test]
     fn traffic_modes_check_bytes_per_request() {
-        // 600,000 requests, a sample every 10,000, a reload every 1,000: 2 bytes per request.
+        // 600,000 requests, a sample every 10,000, a reload every 1,000: 4 bytes per request.
         let samples: Vec<Sample> = (0..=60)
             .map(|i| Sample {
                 requests: i * 10_000,
                 reloads_ok: i * 10,
-                rss_bytes: Some(30 * 1024 * 1024 + i * 20_000),
+                rss_bytes: Some(30 * 1024 * 1024 + i * 40_000),
                 ..Sample::default()
             })
             .collect();
         let fitted = slopes(&samples, Axis::Requests);
-        assert!((fitted.rss_per_request.unwrap().per_unit - 2.0).abs() < 1e-9);
-        assert!((fitted.rss_per_reload.unwrap().per_unit - 2000.0).abs() < 1e-6);
+        assert!((fitted.rss_per_request.unwrap().per_unit - 4.0).abs() < 1e-9);
+        assert!((fitted.rss_per_reload.unwrap().per_unit - 4000.0).abs() < 1e-6);
         let json = args(&[]);
+        assert_eq!(json.max_bytes_per_request, 3.0);
         let reasons = slope_failures(&json, &fitted);
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].contains("B/request"), "{reasons:?}");
