@@ -202,10 +202,12 @@ pub async fn open_with(path: &Path, durability: Durability) -> Result<Pool> {
 /// process per connection, so all of SQLite's page caches together hold at most
 /// `(1 + MAX_READERS) × SQLITE_CACHE_KIB` = 4.5 MiB. SQLite's default is 2,000 KiB per connection
 /// (17.6 MiB for the nine): the writer's cache filled with the audit rows each admin reload appends,
-/// ~128 bytes of heap per reload for 16,000 reloads (docs/benchmarks.md, "Soak slope"). A page the
-/// cache does not hold is read again from the operating system's file cache (a `pread`); the hot pages
-/// — the b-tree roots and inner pages of keys, sessions and the key-value store — stay well within 128
-/// pages of 4 KiB.
+/// ~100 bytes of heap per reload until it held its 2,000 KiB after ~18,000 reloads (docs/benchmarks.md,
+/// "Soak slope"); now it is full after ~5,000. A page the cache does not hold is read again from the
+/// operating system's file cache (a `pread`); the hot pages — the b-tree roots and inner pages of keys,
+/// sessions and the key-value store — stay well within 128 pages of 4 KiB. The readers come and go
+/// (sqlx closes one idle for 10 minutes), each with ~100 KiB of its own besides its cache (lookaside,
+/// the parsed schema).
 const SQLITE_CACHE_KIB: u32 = 512;
 
 /// Per-connection SQLite settings (WAL is a property of the file, set again harmlessly); the page cache
