@@ -75,11 +75,12 @@ fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
-## bench: one fresh-instance call (criterion), the reload cost of 20 plugins (warm and cold cache),
-## hello's req/s with deadlines on and off, the HTML view against JSON, instance reuse N = 1/16/128, what
-## accounts and the database cost (kv writes with synchronous FULL vs NORMAL, key lookups, argon2id), and
-## the side-by-side run (wrk; apt-get install wrk). `--workspace` keeps feature unification identical to
-## `make build`, so benches reuse its wasmtime build.
+## bench: one fresh-instance call (criterion), one outbound HTTP call against native reqwest, the
+## reload cost of 20 plugins (warm and cold cache), hello's req/s with deadlines on and off, the HTML
+## view against JSON, instance reuse N = 1/16/128, what accounts and the database cost (kv writes with
+## synchronous FULL vs NORMAL, key lookups, argon2id), and the side-by-side run (wrk; apt-get install
+## wrk). `--workspace` keeps feature unification identical to `make build`, so benches reuse its wasmtime
+## build.
 bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench instantiate
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reload
@@ -89,6 +90,7 @@ bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reuse
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench accounts
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench routes
+	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench outbound
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
 
 ## bench-side: native axum, Plugin Host (JSON and HTML on fresh instances, JSON with instance reuse 128)

@@ -1,20 +1,28 @@
 //! Host-side bindings for the plugin contract in `wit/` (the host's one `bindgen!`).
 //!
 //! Exports are async so that a plugin call runs on a wasmtime fiber inside a tokio task and yields at
-//! every epoch tick: a long-running plugin never blocks tokio's worker threads. The imports log, config
-//! and clock are cheap and synchronous; `kv` is async (it waits for the database), so while a plugin waits
-//! for it the fiber is suspended and the tokio worker serves other requests.
+//! every epoch tick: a long-running plugin never blocks tokio's worker threads. The imports log, config,
+//! clock and random are cheap and synchronous; `kv` (it waits for the database) and `http-client` (it
+//! waits for an upstream) are async, so while a plugin waits on them its fiber is suspended and the tokio
+//! worker serves other requests. `http-client.send` may also trap: when the request's deadline passes
+//! during the wait, the call ends there with the 504 a looping plugin would get.
+//!
+//! The contract is `plugin-host:plugin@1.1.0`. A plugin built against 1.0.0 imports `...@1.0.0`
+//! interfaces; wasmtime's linker matches them to these semver-compatible 1.1.0 ones.
 
 mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "plugin",
-        imports: { "plugin-host:plugin/kv": async },
+        imports: {
+            "plugin-host:plugin/kv": async,
+            "plugin-host:plugin/http-client.send": async | trappable,
+        },
         exports: { default: async },
     });
 }
 
-pub use generated::plugin_host::plugin::{clock, config, kv, log, types};
+pub use generated::plugin_host::plugin::{clock, config, http_client, kv, log, random, types};
 pub use generated::{Plugin, PluginPre};
 
 use types::{Method, Role};

@@ -146,6 +146,13 @@ pub struct Limits {
     pub kv_value_bytes: usize,
     /// Total bytes (keys + values) one plugin may store.
     pub kv_plugin_bytes: u64,
+    /// Longest one outbound HTTP call may take (a plugin may ask for less; the request's deadline
+    /// still applies).
+    pub http_call_timeout_ms: u64,
+    /// Largest response body an outbound call may return to the plugin.
+    pub http_response_body_bytes: usize,
+    /// Outbound calls one request may make.
+    pub http_calls_per_request: u32,
 }
 
 impl Limits {
@@ -179,6 +186,88 @@ pub struct PluginSettings {
     pub kv_plugin_bytes: Option<u64>,
     /// Overrides `plugin_content_security_policy` for this plugin's responses (empty: none).
     pub content_security_policy: Option<String>,
+    /// Where the plugin may send HTTP requests: `scheme://host[:port][/path-prefix]` entries (see
+    /// [`AllowedOrigin`]). Empty (the default): nowhere.
+    #[serde(default)]
+    pub allow_http: Vec<String>,
+}
+
+/// One `allow_http` entry, parsed: a scheme, a host and a port, and a path prefix (`/` for all paths).
+///
+/// A URL is allowed when its scheme, host and port are the entry's and its path is the prefix or lies
+/// below it (`/v1` allows `/v1` and `/v1/x`, not `/v10`). An entry whose host is an IP address also
+/// allows that address when it is loopback, link-local or private; a name allows only the public
+/// addresses it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedOrigin {
+    pub scheme: String,
+    pub host: url::Host<String>,
+    pub port: u16,
+    pub path_prefix: String,
+}
+
+impl AllowedOrigin {
+    /// Parse an entry; the error says what is wrong with it.
+    pub fn parse(entry: &str) -> std::result::Result<Self, String> {
+        let url = url::Url::parse(entry.trim()).map_err(|e| format!("not a URL: {e}"))?;
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("scheme {scheme:?}: only http and https"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("credentials in the URL: the plugin sends its own in headers".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("a query or fragment: give scheme, host, port and a path prefix".into());
+        }
+        let host = url.host().ok_or_else(|| "no host".to_owned())?.to_owned();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| "no port".to_owned())?;
+        let path = url.path().trim_end_matches('/');
+        Ok(Self {
+            scheme: scheme.to_owned(),
+            host,
+            port,
+            path_prefix: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
+        })
+    }
+
+    /// Whether `url` is one this entry allows.
+    pub fn allows(&self, url: &url::Url) -> bool {
+        let path = url.path();
+        url.scheme() == self.scheme
+            && url.host().map(|h| h.to_owned()).as_ref() == Some(&self.host)
+            && url.port_or_known_default() == Some(self.port)
+            && (self.path_prefix == "/"
+                || path == self.path_prefix
+                || path
+                    .strip_prefix(self.path_prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
+
+    /// The address this entry names, when its host is an IP address.
+    pub fn address(&self) -> Option<std::net::IpAddr> {
+        match self.host {
+            url::Host::Ipv4(a) => Some(a.into()),
+            url::Host::Ipv6(a) => Some(a.into()),
+            url::Host::Domain(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AllowedOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)?;
+        if self.path_prefix != "/" {
+            f.write_str(&self.path_prefix)?;
+        }
+        Ok(())
+    }
 }
 
 /// The limits that apply to one plugin: the global ones with its overrides.
@@ -193,6 +282,8 @@ pub struct PluginLimits {
     pub instance_reuse: u32,
     /// The `Content-Security-Policy` header of the plugin's responses, if any.
     pub content_security_policy: Option<http::HeaderValue>,
+    /// Where the plugin may send HTTP requests (`allow_http`; empty: nowhere).
+    pub allow_http: std::sync::Arc<[AllowedOrigin]>,
 }
 
 /// Command-line values that override the configuration files.
@@ -324,6 +415,17 @@ impl Config {
             "limits.render_fuel must be at least 10000"
         );
         anyhow::ensure!(
+            l.http_call_timeout_ms >= 1 && l.http_response_body_bytes >= 1,
+            "limits.http_call_timeout_ms and limits.http_response_body_bytes must be at least 1"
+        );
+        for (name, settings) in &self.plugins {
+            for entry in &settings.allow_http {
+                if let Err(why) = AllowedOrigin::parse(entry) {
+                    anyhow::bail!("plugins.{name}.allow_http: {entry:?} is not allowed: {why}");
+                }
+            }
+        }
+        anyhow::ensure!(
             self.cluster.poll_secs >= 1 && self.cluster.heartbeat_ms >= 100,
             "cluster.poll_secs must be at least 1 and cluster.heartbeat_ms at least 100"
         );
@@ -406,6 +508,14 @@ impl Config {
                 .and_then(|s| s.instance_reuse)
                 .unwrap_or(self.limits.instance_reuse),
             content_security_policy: self.content_security_policy(name),
+            allow_http: settings
+                .map(|s| {
+                    s.allow_http
+                        .iter()
+                        .filter_map(|e| AllowedOrigin::parse(e).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -38,6 +38,7 @@ mod kit;
 mod kv;
 mod last_good;
 mod origin;
+mod outbound;
 mod reload;
 mod reuse;
 mod serve;

@@ -219,7 +219,7 @@ async fn health_and_readiness() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ready");
     assert_eq!(body["generation"], 1);
-    assert_eq!(body["plugins"], 4);
+    assert_eq!(body["plugins"], 5);
     server.stop().await;
 }
 

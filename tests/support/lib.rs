@@ -13,6 +13,7 @@ use std::time::Duration;
 pub mod browser;
 pub mod cluster;
 pub mod pages;
+pub mod upstream;
 
 use plugin_host::app::state::AppState;
 use plugin_host::bindings::types::Role;

@@ -163,6 +163,9 @@ pub struct ProcessCounters {
     responses_unwritten: AtomicU64,
     /// Per plugin (its name, or the file being loaded while `describe` runs): lines and bytes dropped.
     log_dropped: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Outbound HTTP calls by (plugin, upstream, outcome): count and seconds. Upstreams are the allowed
+    /// origins (`-` for refused calls), so the label set is bounded by the operator's allow-lists.
+    outbound: Mutex<BTreeMap<(String, String, &'static str), (u64, f64)>>,
 }
 
 /// Which of a plugin's (lines, bytes) a metric family shows.
@@ -171,6 +174,7 @@ type PickCount = fn(&(u64, u64)) -> u64;
 static PROCESS: ProcessCounters = ProcessCounters {
     responses_unwritten: AtomicU64::new(0),
     log_dropped: Mutex::new(BTreeMap::new()),
+    outbound: Mutex::new(BTreeMap::new()),
 };
 
 /// This process's [`ProcessCounters`].
@@ -203,7 +207,35 @@ impl ProcessCounters {
         dropped.get(plugin).copied().unwrap_or_default()
     }
 
+    /// Count one outbound call of `plugin` to `upstream` that ended as `outcome` (a status class such as
+    /// `2xx`, or the error kind) after `took`.
+    pub fn observe_outbound(
+        &self,
+        plugin: &str,
+        upstream: &str,
+        outcome: &'static str,
+        took: Duration,
+    ) {
+        let mut calls = self.outbound.lock().expect("metrics lock");
+        let entry = calls
+            .entry((plugin.to_owned(), upstream.to_owned(), outcome))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += took.as_secs_f64();
+    }
+
+    /// Outbound calls of `plugin` so far that ended as `outcome`, over all upstreams.
+    pub fn outbound_of(&self, plugin: &str, outcome: &str) -> u64 {
+        let calls = self.outbound.lock().expect("metrics lock");
+        calls
+            .iter()
+            .filter(|((p, _, o), _)| p == plugin && *o == outcome)
+            .map(|(_, (n, _))| n)
+            .sum()
+    }
+
     fn write(&self, out: &mut String) {
+        self.write_outbound(out);
         let name = "plugin_host_responses_unwritten_total";
         family(
             out,
@@ -237,6 +269,49 @@ impl ProcessCounters {
                 let n = value(counts);
                 let _ = writeln!(out, "{name}{{plugin=\"{}\"}} {n}", escape(plugin));
             }
+        }
+    }
+}
+
+impl ProcessCounters {
+    fn write_outbound(&self, out: &mut String) {
+        let calls: Vec<((String, String, &'static str), (u64, f64))> = self
+            .outbound
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let count = "plugin_host_outbound_requests_total";
+        family(
+            out,
+            count,
+            "counter",
+            "Outbound HTTP calls of plugins, by plugin, upstream and outcome (status class or error).",
+        );
+        for ((plugin, upstream, outcome), (n, _)) in &calls {
+            let _ = writeln!(
+                out,
+                "{count}{{plugin=\"{}\",upstream=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(plugin),
+                escape(upstream)
+            );
+        }
+        let seconds = "plugin_host_outbound_request_duration_seconds";
+        family(
+            out,
+            seconds,
+            "summary",
+            "Time outbound HTTP calls took, by plugin, upstream and outcome.",
+        );
+        for ((plugin, upstream, outcome), (n, sum)) in &calls {
+            let labels = format!(
+                "plugin=\"{}\",upstream=\"{}\",outcome=\"{outcome}\"",
+                escape(plugin),
+                escape(upstream)
+            );
+            let _ = writeln!(out, "{seconds}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{seconds}_count{{{labels}}} {n}");
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct AppState {
     pub(crate) auth: Arc<AuthContext>,
     /// The plugins' key-value store, over the same database.
     pub(crate) kv: Arc<KvStore>,
+    /// The plugins' outbound HTTP client (one per process; see `generation/outbound.rs`).
+    pub(crate) outbound: Arc<crate::generation::outbound::Outbound>,
     /// The last hour of RSS, live generations and request counters, for the dashboard.
     pub(crate) history: crate::app::sampler::History,
     /// Held while the admin UI changes files in the plugins directory, so changes never interleave.
@@ -198,6 +200,7 @@ impl AppState {
     ) -> Self {
         Self {
             proxies: crate::http::proxy::Proxies::default(),
+            outbound: Arc::new(crate::generation::outbound::Outbound::new(&config.limits)),
             config: Arc::new(config),
             current: ArcSwap::from_pointee(generation),
             retired: Mutex::new(Vec::new()),

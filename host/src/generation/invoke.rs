@@ -12,8 +12,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 use crate::accounts::kv::KvStore;
-use crate::bindings::{PluginPre, clock, config, kv, log, types};
+use crate::bindings::{PluginPre, clock, config, http_client, kv, log, random, types};
+use crate::config::AllowedOrigin;
 use crate::generation::engine::PluginEngine;
+use crate::generation::outbound::{self, Outbound};
 use crate::generation::warm::{Lease, WarmInstance, WarmPool};
 
 /// Longest log line a plugin may write; the rest is cut (a plugin cannot flood the host's log).
@@ -69,6 +71,11 @@ pub struct HostState {
     config: Arc<BTreeMap<String, String>>,
     /// The key-value store (absent while the manifest is read: `describe` has no storage).
     kv: Option<Arc<KvStore>>,
+    /// The outbound HTTP client (absent during `describe`) and where this plugin may call.
+    http: Option<Arc<Outbound>>,
+    allow_http: Arc<[AllowedOrigin]>,
+    /// Outbound calls made by the current call.
+    http_calls: u32,
     limits: Limiter,
     /// When the current call must be interrupted (set before every call).
     deadline: Option<Instant>,
@@ -173,20 +180,20 @@ fn one_line(err: &wasmtime::Error) -> String {
 /// A fresh store for one call of the plugin, interrupted once `timeout` has passed.
 fn new_store(
     engine: &Engine,
-    plugin: &Arc<PluginIdentity>,
-    config: &Arc<BTreeMap<String, String>>,
-    kv: Option<&Arc<KvStore>>,
+    callable: &Callable<'_>,
     request_id: &str,
-    memory_bytes: usize,
     timeout: Option<Duration>,
 ) -> Store<HostState> {
     let state = HostState {
-        plugin: plugin.clone(),
+        plugin: callable.identity.clone(),
         request_id: request_id.to_owned(),
-        config: config.clone(),
-        kv: kv.cloned(),
+        config: callable.config.clone(),
+        kv: callable.kv.cloned(),
+        http: callable.http.cloned(),
+        allow_http: callable.allow_http.clone(),
+        http_calls: 0,
         limits: Limiter {
-            memory_bytes,
+            memory_bytes: callable.memory_bytes,
             table_elements: MAX_TABLE_ELEMENTS,
             hit: false,
         },
@@ -217,6 +224,7 @@ fn start_call(store: &mut Store<HostState>, request_id: &str, timeout: Option<Du
     state.request_id.push_str(request_id);
     state.limits.hit = false;
     state.log = LogBudget::default();
+    state.http_calls = 0;
     state.deadline = timeout.map(|t| Instant::now() + t);
     if timeout.is_some() {
         store.set_epoch_deadline(1);
@@ -257,6 +265,9 @@ pub struct Callable<'a> {
     pub config: &'a Arc<BTreeMap<String, String>>,
     /// The key-value store calls may use (none for `describe`).
     pub kv: Option<&'a Arc<KvStore>>,
+    /// The outbound HTTP client calls may use (none for `describe`), and where this plugin may call.
+    pub http: Option<&'a Arc<Outbound>>,
+    pub allow_http: &'a Arc<[AllowedOrigin]>,
     pub memory_bytes: usize,
     /// Whether calls are interrupted at their deadline (the Engine has epoch interruption).
     pub deadlines: bool,
@@ -268,6 +279,14 @@ impl<'a> Callable<'a> {
     /// The same, with access to the key-value store.
     pub fn with_kv(self, kv: Option<&'a Arc<KvStore>>) -> Self {
         Self { kv, ..self }
+    }
+
+    /// The same, with outbound HTTP (requests get it; `describe` does not).
+    pub fn with_http(self, http: &'a Arc<Outbound>) -> Self {
+        Self {
+            http: Some(http),
+            ..self
+        }
     }
 
     /// Call `describe` on a fresh instance.
@@ -370,11 +389,8 @@ impl<'a> Callable<'a> {
     fn store(&self, request_id: &str, timeout: Duration) -> Store<HostState> {
         new_store(
             self.engine.wasmtime(),
-            self.identity,
-            self.config,
-            self.kv,
+            self,
             request_id,
-            self.memory_bytes,
             self.deadlines.then_some(timeout),
         )
     }
@@ -383,6 +399,10 @@ impl<'a> Callable<'a> {
 impl types::Host for HostState {}
 
 impl log::Host for HostState {
+    fn enabled(&mut self, level: log::Level) -> bool {
+        shown(level)
+    }
+
     fn log(&mut self, level: log::Level, message: String) {
         let is_error = matches!(level, log::Level::Error);
         // Lines the subscriber would not print cost no budget (a debug-chatty plugin at info level).
@@ -477,6 +497,98 @@ impl kv::Host for HostState {
 
     async fn list(&mut self, prefix: String) -> Result<Vec<String>, kv::Error> {
         self.kv_store()?.list(&self.plugin.name, &prefix).await
+    }
+}
+
+/// Most random bytes one `get-random-bytes` call returns.
+const MAX_RANDOM_BYTES: u32 = 65_536;
+
+impl random::Host for HostState {
+    fn get_random_bytes(&mut self, len: u32) -> Vec<u8> {
+        let mut bytes = vec![0; len.min(MAX_RANDOM_BYTES) as usize];
+        getrandom::fill(&mut bytes).expect("the operating system has a random source");
+        bytes
+    }
+}
+
+/// Outbound HTTP (see `outbound.rs`): the call cap, the timeout held to the request's deadline, one
+/// metric and one log line per call.
+impl http_client::Host for HostState {
+    async fn send(
+        &mut self,
+        request: http_client::OutgoingRequest,
+    ) -> wasmtime::Result<Result<http_client::IncomingResponse, http_client::Error>> {
+        let Some(outbound) = self.http.clone() else {
+            return Ok(Err(http_client::Error::NotAllowed(
+                "outbound HTTP is not available during describe".into(),
+            )));
+        };
+        let (plugin, version) = (&self.plugin.name, &self.plugin.version);
+        if self.http_calls >= outbound.max_calls {
+            tracing::warn!(plugin = %plugin, %version, request_id = %self.request_id, limit = outbound.max_calls, "outbound call refused: the request made its most calls");
+            crate::app::metrics::process().observe_outbound(
+                plugin,
+                "-",
+                "too_many_calls",
+                Duration::ZERO,
+            );
+            return Ok(Err(http_client::Error::TooManyCalls(format!(
+                "a request may make {} outbound calls",
+                outbound.max_calls
+            ))));
+        }
+        self.http_calls += 1;
+        let mut timeout = outbound.timeout;
+        if let Some(ms) = request.timeout_ms {
+            timeout = timeout.min(Duration::from_millis(ms.into()));
+        }
+        let mut deadline_bound = false;
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left <= timeout {
+                timeout = left;
+                deadline_bound = true;
+            }
+        }
+        let method = request.method.as_str();
+        let sent = outbound::send(
+            &outbound,
+            &self.allow_http,
+            request,
+            timeout,
+            deadline_bound,
+        )
+        .await
+        .map_err(|outbound::DeadlinePassed| wasmtime::Error::new(DeadlineExceeded))?;
+        let outcome = match &sent.result {
+            Ok(r) => match r.status {
+                100..=199 => "1xx",
+                200..=299 => "2xx",
+                300..=399 => "3xx",
+                400..=499 => "4xx",
+                _ => "5xx",
+            },
+            Err(http_client::Error::NotAllowed(_)) => "not_allowed",
+            Err(http_client::Error::InvalidRequest(_)) => "invalid_request",
+            Err(http_client::Error::Timeout(_)) => "timeout",
+            Err(http_client::Error::ConnectionFailed(_)) => "connection_failed",
+            Err(http_client::Error::ResponseTooLarge(_)) => "response_too_large",
+            Err(http_client::Error::TooManyCalls(_)) => "too_many_calls",
+        };
+        crate::app::metrics::process().observe_outbound(plugin, &sent.upstream, outcome, sent.took);
+        let took_ms = sent.took.as_secs_f64() * 1e3;
+        match &sent.result {
+            Ok(r) => {
+                tracing::debug!(plugin = %plugin, %version, request_id = %self.request_id, upstream = %sent.upstream, method, status = r.status, bytes = r.body.len(), took_ms, "outbound call")
+            }
+            Err(http_client::Error::NotAllowed(why)) => {
+                tracing::warn!(plugin = %plugin, %version, request_id = %self.request_id, method, reason = %why, "outbound call refused")
+            }
+            Err(e) => {
+                tracing::info!(plugin = %plugin, %version, request_id = %self.request_id, upstream = %sent.upstream, method, error = ?e, took_ms, "outbound call failed")
+            }
+        }
+        Ok(sent.result)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod engine;
 pub mod invoke;
 pub mod manifest;
+pub mod outbound;
 pub mod plugin;
 pub mod routes;
 pub mod views;
@@ -363,11 +364,13 @@ impl Generation {
 
     /// The executor's front door: one request to plugin number `index`, on an idle warm instance or a
     /// fresh one from the pool (see [`Generation::lease`]), under the plugin's deadline, with `kv` as
-    /// its key-value store. The instance is dropped, or back among the idle ones, when this returns.
+    /// its key-value store and `http` as its outbound client. The instance is dropped, or back among the
+    /// idle ones, when this returns.
     pub async fn call(
         &self,
         index: usize,
         kv: &Arc<crate::accounts::kv::KvStore>,
+        http: &Arc<outbound::Outbound>,
         request: &crate::bindings::types::Request,
     ) -> Result<Result<crate::bindings::types::Response, crate::bindings::types::Error>, CallFailure>
     {
@@ -375,6 +378,7 @@ impl Generation {
         let timeout = self.plugins[index].limits.request_timeout;
         self.callable(index)
             .with_kv(Some(kv))
+            .with_http(http)
             .serve(lease, request, timeout)
             .await
             .map_err(CallFailure::Call)

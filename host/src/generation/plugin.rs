@@ -78,7 +78,9 @@ pub enum LoadErrorKind {
     UnknownVersion([u8; 4]),
     #[error("does not compile: {0}")]
     Compile(String),
-    #[error("does not implement the plugin contract (plugin-host:plugin/plugin@1.0.0): {0}")]
+    #[error(
+        "does not implement the plugin contract (plugin-host:plugin/plugin@1.1.0, or 1.0.0): {0}"
+    )]
     Contract(String),
     #[error("describe failed: {0}")]
     Describe(#[source] CallError),
@@ -150,12 +152,15 @@ pub async fn load(cx: &LoadContext<'_>, file: &Path) -> Result<LoadedPlugin, Loa
         version: "?".into(),
     });
     let no_config = Arc::new(BTreeMap::new());
+    let nowhere: Arc<[crate::config::AllowedOrigin]> = Arc::from([]);
     let raw = Callable {
         engine: cx.engine,
         pre: &pre,
         identity: &unnamed,
         config: &no_config,
         kv: None,
+        http: None,
+        allow_http: &nowhere,
         memory_bytes: cx.config.limits.instance_memory_bytes,
         deadlines: cx.config.limits.deadlines,
         warm: None,
@@ -195,6 +200,8 @@ impl LoadedPlugin {
             identity: &self.identity,
             config: &self.config,
             kv: None,
+            http: None,
+            allow_http: &self.limits.allow_http,
             memory_bytes: self.limits.memory_bytes,
             deadlines: self.limits.deadlines,
             warm: self.warm.as_ref(),

@@ -167,7 +167,7 @@ impl<'a> Call<'a> {
         let request = plugin_request::build(self, found.params, principal, body);
         let outcome = self
             .generation
-            .call(self.index, &self.state.kv, &request)
+            .call(self.index, &self.state.kv, &self.state.outbound, &request)
             .await;
         Ok(answer::outcome(self, outcome))
     }
