@@ -397,3 +397,43 @@ async fn plugins_built_against_contract_1_0_keep_working() {
     assert!(listed.to_string().contains("from 1.0"), "{listed}");
     server.stop().await;
 }
+
+/// The `weather` example against a real upstream, as an operator would set it up: its `upstream`
+/// config value and an `allow_http` entry for it. JSON, the HTML view, and the upstream's 404.
+#[tokio::test]
+async fn the_weather_example_renders_an_upstream_forecast_as_json_and_html() {
+    let upstream = Upstream::start().await;
+    let plugins = plugins_dir_with(&[&example("weather")]);
+    let dir = plugins.path().to_owned();
+    let base = upstream.base();
+    let server = TestServer::start(move |c| {
+        c.plugins_dir = dir;
+        let weather = c.plugins.entry("weather".into()).or_default();
+        weather.allow_http = vec![format!("{base}/forecast")];
+        weather.config.insert("upstream".into(), base);
+    })
+    .await;
+    let (status, forecast) = server.get_json("/weather/Oslo").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{forecast}");
+    assert_eq!(forecast["city"], "Oslo");
+    assert_eq!(forecast["conditions"], "snow");
+    let page = server
+        .client
+        .get(server.url("/weather/Oslo"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Oslo") && html.contains("snow"), "{html}");
+    let (status, body) = server.get_json("/weather/Atlantis").await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(upstream.arrived(), 3);
+    server.stop().await;
+}
