@@ -26,6 +26,8 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+#[cfg(test)]
+mod fuzz;
 pub mod generation;
 mod http;
 mod request;

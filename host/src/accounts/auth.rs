@@ -156,7 +156,7 @@ pub fn is_state_changing(method: &Method) -> bool {
 /// An API key in `Authorization` without the `Bearer` scheme (bare, or as `Basic`/`Token`...) is a
 /// mistake worth a message: treated as no credentials, it would fail later with a vaguer 401, or pass
 /// as anonymous on an open route.
-fn misplaced_key(parts: &Parts) -> Result<(), AuthError> {
+pub(crate) fn misplaced_key(parts: &Parts) -> Result<(), AuthError> {
     for value in parts.headers.get_all(header::AUTHORIZATION) {
         let Ok(v) = value.to_str() else { continue };
         let (scheme, credential) = v.trim().split_once(' ').unwrap_or(("", v.trim()));
@@ -173,7 +173,7 @@ fn misplaced_key(parts: &Parts) -> Result<(), AuthError> {
 }
 
 /// The API keys a request presents, in any of the accepted forms.
-fn presented_keys(parts: &Parts) -> Vec<String> {
+pub(crate) fn presented_keys(parts: &Parts) -> Vec<String> {
     let mut found = Vec::new();
     for value in parts.headers.get_all(header::AUTHORIZATION) {
         if let Ok(v) = value.to_str()

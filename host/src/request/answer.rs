@@ -18,7 +18,7 @@ use crate::http::respond::{PageError, PageFacts};
 /// Response headers a plugin may not set: the host owns framing, the request id and the page's security
 /// policy (what a browser may load, frame, send or clear), so a plugin cannot weaken it for the host's
 /// own pages or sessions.
-const HOST_RESPONSE_HEADERS: &[&str] = &[
+pub(crate) const HOST_RESPONSE_HEADERS: &[&str] = &[
     "content-length",
     "transfer-encoding",
     "connection",
@@ -208,7 +208,7 @@ fn render_page(call: &Call<'_>, json: &str) -> Result<String, Response> {
 }
 
 /// Turn a plugin's response into HTTP, refusing anything malformed or over a limit.
-fn checked(response: wit::Response, max_body: usize) -> Result<Response, String> {
+pub(crate) fn checked(response: wit::Response, max_body: usize) -> Result<Response, String> {
     check_header_budget(&response.headers)?;
     let status = StatusCode::from_u16(response.status)
         .ok()
@@ -295,7 +295,7 @@ fn checked_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), 
 /// Whether a `Set-Cookie` value would set the host's session cookie, alone or as `__Host-`/`__Secure-`
 /// (names compared without case, as some servers and proxies do). A nameless cookie (`=ph_session=x`)
 /// goes back to the server as `ph_session=x`, so its value is read as a name too.
-fn sets_host_cookie(set_cookie: &str) -> bool {
+pub(crate) fn sets_host_cookie(set_cookie: &str) -> bool {
     let pair = set_cookie.split(';').next().unwrap_or_default();
     let (name, value) = pair.split_once('=').unwrap_or(("", pair));
     let name = match name.trim() {
@@ -314,7 +314,7 @@ fn sets_host_cookie(set_cookie: &str) -> bool {
 }
 
 /// A JSON body must parse and nest at most [`MAX_JSON_DEPTH`] deep.
-fn check_json(text: &str) -> Result<(), String> {
+pub(crate) fn check_json(text: &str) -> Result<(), String> {
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|e| format!("body is not valid JSON: {e}"))?;
     let depth = json_depth(text);
@@ -327,7 +327,7 @@ fn check_json(text: &str) -> Result<(), String> {
 }
 
 /// How deep arrays and objects nest in `text` (valid JSON): one pass over the bytes, skipping strings.
-fn json_depth(text: &str) -> usize {
+pub(crate) fn json_depth(text: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for byte in text.bytes() {

@@ -8,9 +8,9 @@
 // that response would cost an allocation on every refusal to satisfy a size heuristic.
 #![allow(clippy::result_large_err)]
 
-mod answer;
+pub(crate) mod answer;
 mod body;
-mod plugin_request;
+pub(crate) mod plugin_request;
 
 use std::sync::Arc;
 

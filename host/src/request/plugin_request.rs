@@ -49,7 +49,7 @@ pub(super) fn build(
 
 /// The query's decoded pairs, without the ones that carry an API key (the same list authentication
 /// reads keys from).
-fn query(raw: &str) -> Vec<(String, String)> {
+pub(crate) fn query(raw: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.as_bytes())
         .filter(|(k, _)| !KEY_QUERY_PARAMS.contains(&k.as_ref()))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
