@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side bench-cluster cluster soak
+.PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side bench-cluster cluster soak fuzz
 
 all: build
 
@@ -131,3 +131,35 @@ soak: build
 soak-reloads: build
 	$(BENCH_ENV) target/release/soak --mode reload --via api $(SOAK_ARGS)
 	$(BENCH_ENV) target/release/soak --mode reload --via sighup $(SOAK_ARGS)
+
+# `make fuzz`: libFuzzer through bolero (a dev-dependency), on the stable toolchain: the coverage
+# instrumentation cargo-bolero 0.13 uses, without a sanitizer (those need -Z flags). cargo-bolero itself
+# cannot build this package (it has no --lib, and the binary's test executable does not link libFuzzer),
+# so these are its two steps: build the library's tests instrumented, then run one test with libFuzzer's
+# arguments in BOLERO_LIBFUZZER_ARGS. The build has its own target directory (~25 minutes the first time).
+FUZZ_SECONDS ?= 60
+FUZZ_TRIPLE  := ${shell rustc -vV | sed -n 's/^host: //p'}
+FUZZ_FLAGS   := --cfg fuzzing -Cpasses=sancov-module --cfg fuzzing_libfuzzer \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares \
+	-Cllvm-args=-sanitizer-coverage-stack-depth
+# The fuzz targets: the functions of host/src/fuzz.rs that call check!().
+FUZZ_TARGETS := ${shell awk '/^fn [a-z0-9_]+\(\)/ { name = substr($$2, 1, index($$2, "(") - 1) } /check!\(\)/ { print name }' host/src/fuzz.rs}
+
+## fuzz: each property target of host/src/fuzz.rs under libFuzzer for FUZZ_SECONDS (default 60), or one
+## with TARGET=name. The corpus grows in target/fuzz/corpus/NAME (kept between runs, never committed);
+## host/src/__fuzz__/fuzz__NAME/corpus holds the committed seeds (read, not written) and crashes/ the
+## inputs that failed, which `make test` replays. Stops at the first failure. Not part of CI.
+fuzz:
+	@exe=$$(BOLERO_FUZZER=libfuzzer RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) test --release --locked \
+		-p plugin-host --lib --no-run --target $(FUZZ_TRIPLE) --target-dir target/fuzz/build \
+		--message-format=json-render-diagnostics \
+		| sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1); \
+	[ -n "$$exe" ] || { echo "make fuzz: the instrumented build failed" >&2; exit 1; }; \
+	for t in $(or $(TARGET),$(FUZZ_TARGETS)); do \
+		seeds=host/src/__fuzz__/fuzz__$$t; \
+		mkdir -p target/fuzz/corpus/$$t $$seeds/corpus $$seeds/crashes || exit 1; \
+		echo "== fuzz::$$t for $(FUZZ_SECONDS) s"; \
+		BOLERO_LIBFUZZER_ARGS="target/fuzz/corpus/$$t $$seeds/corpus $$seeds/crashes -artifact_prefix=$$seeds/crashes/ -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1" \
+			$$exe fuzz::$$t --exact --nocapture --test-threads 1 || exit 1; \
+	done
