@@ -227,7 +227,7 @@ fn a_new_plugin_builds_answers_passes_its_cases_and_its_cargo_tests() {
     ]);
     assert!(beside.status.success(), "{}", beside.stderr);
     assert!(
-        beside.stdout.contains("ok beside the 4 other plugin(s)"),
+        beside.stdout.contains("ok beside the 5 other plugin(s)"),
         "{}",
         beside.stdout
     );

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use plugin_host_tests::pages::AdminPages;
 use plugin_host_tests::{
-    ADMIN_PASSWORD, ADMIN_USER, Fetch, HostProcess, TestServer, cli_add_root_admin, deploy,
-    example, run_host,
+    ADMIN_PASSWORD, ADMIN_USER, Fetch, HostProcess, TestServer, cli_add_root_admin, deploy, example,
 };
 
 /// `kill -HUP` the host: reload from its directories.
@@ -136,33 +135,6 @@ async fn a_bad_file_left_by_a_failed_reload_does_not_stop_the_restart() {
     host.terminate();
     let (status, stderr) = host.wait(Duration::from_secs(15));
     assert!(status.success(), "{stderr}");
-}
-
-/// Without a recorded set (a first start), a bad file still stops the start, and the error says there
-/// was nothing to fall back on.
-#[test]
-fn a_first_start_with_a_bad_file_is_refused_and_says_why() {
-    let data = tempfile::tempdir().unwrap();
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::write(plugins.path().join("broken.wasm"), b"\0asm not really").unwrap();
-    let out = run_host(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--plugins",
-            plugins.path().to_str().unwrap(),
-            "--data",
-            data.path().to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(!out.status.success(), "{}", out.stdout);
-    assert!(
-        out.stderr.contains("broken.wasm") && out.stderr.contains("no last good set is recorded"),
-        "{}",
-        out.stderr
-    );
 }
 
 /// A template that no longer parses: the restart serves the last good templates with the plugins, and
