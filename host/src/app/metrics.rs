@@ -165,8 +165,11 @@ pub struct ProcessCounters {
     log_dropped: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Outbound HTTP calls by (plugin, upstream, outcome): count and seconds. Upstreams are the allowed
     /// origins (`-` for refused calls), so the label set is bounded by the operator's allow-lists.
-    outbound: Mutex<BTreeMap<(String, String, &'static str), (u64, f64)>>,
+    outbound: Mutex<BTreeMap<OutboundKey, (u64, f64)>>,
 }
+
+/// An outbound call's labels: plugin, upstream, outcome.
+type OutboundKey = (String, String, &'static str);
 
 /// Which of a plugin's (lines, bytes) a metric family shows.
 type PickCount = fn(&(u64, u64)) -> u64;
@@ -275,7 +278,7 @@ impl ProcessCounters {
 
 impl ProcessCounters {
     fn write_outbound(&self, out: &mut String) {
-        let calls: Vec<((String, String, &'static str), (u64, f64))> = self
+        let calls: Vec<(OutboundKey, (u64, f64))> = self
             .outbound
             .lock()
             .expect("metrics lock")
