@@ -35,13 +35,16 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         )
 }
 
-/// Where a login form may send the browser: a local path only (no scheme, no `//host`, no backslash).
+/// Where a login form may send the browser: a local path only (no scheme, no `//host`, no backslash,
+/// no control character: browsers drop tabs and newlines from a URL, so `/<tab>/evil.example` would
+/// lead to `//evil.example`, another site).
 pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.contains(['\\', '\r', '\n'])
+                && !n.contains('\\')
+                && !n.contains(|c: char| c.is_ascii_control())
                 && n.len() <= 2048 =>
         {
             n
@@ -263,6 +266,8 @@ mod tests {
             "/\\evil",
             "evil",
             "/a\r\nb",
+            "/\t/evil.example",
+            "/\x05",
         ] {
             assert_eq!(safe_next(Some(bad)), "/admin", "{bad}");
         }
