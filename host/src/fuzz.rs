@@ -6,9 +6,9 @@
 //! Each target is an ordinary `#[test]` around `bolero::check!`. Under `cargo test` (and so `make
 //! test`) it runs [`CASES`] random inputs (fewer for the costly ones; `BOLERO_RANDOM_ITERATIONS`
 //! overrides) and replays every file in `host/src/__fuzz__/fuzz__NAME/{corpus,crashes}`. `make fuzz`
-//! runs the same functions under libFuzzer (cargo-bolero) for as long as asked. Each target checks a
-//! property stronger than "does not panic" wherever one exists; docs/security.md (Fuzzing) lists them,
-//! the executions run and what they found.
+//! runs the same functions under libFuzzer (bolero's engine, built by the Makefile) for as long as
+//! asked. Each target checks a property stronger than "does not panic" wherever one exists;
+//! docs/security.md (Fuzzing) lists them, the executions run and what they found.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
