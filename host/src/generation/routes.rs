@@ -332,8 +332,112 @@ impl RouteTable {
     }
 }
 
+/// A reference for tests: the route table as a plain scan.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::*;
+
+    /// The table as a linear scan, the way it was before the trie: the reference the trie must agree with
+    /// (`tests::matches_reference`, and `fuzz::route_table` on arbitrary tables).
+    #[derive(Default)]
+    pub(crate) struct Linear(pub(crate) Vec<(PathPattern, Method, Target)>);
+
+    pub(crate) type Params = Vec<(String, String)>;
+    pub(crate) type Found = Result<(Target, String, Params), Miss>;
+
+    fn captures(pattern: &PathPattern, path: &[String]) -> Option<Params> {
+        if path.len() != pattern.segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (seg, value) in pattern.segments.iter().zip(path) {
+            match seg {
+                Segment::Literal(l) if l == value => {}
+                Segment::Param(name) if !value.is_empty() => {
+                    params.push((name.clone(), value.clone()))
+                }
+                _ => return None,
+            }
+        }
+        Some(params)
+    }
+
+    fn more_specific(a: &PathPattern, b: &PathPattern) -> bool {
+        for (x, y) in a.segments.iter().zip(&b.segments) {
+            match (x, y) {
+                (Segment::Literal(_), Segment::Param(_)) => return true,
+                (Segment::Param(_), Segment::Literal(_)) => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    impl Linear {
+        pub(crate) fn insert(
+            &mut self,
+            method: Method,
+            pattern: PathPattern,
+            new: Target,
+        ) -> Result<(), Conflict> {
+            if let Some((_, _, existing)) = self
+                .0
+                .iter()
+                .find(|(p, m, _)| *m == method && p.shape() == pattern.shape())
+            {
+                return Err(Conflict {
+                    existing: *existing,
+                    new,
+                });
+            }
+            self.0.push((pattern, method, new));
+            Ok(())
+        }
+
+        pub(crate) fn lookup(&self, method: Option<Method>, path: &[String]) -> Found {
+            let mut best: Option<(&PathPattern, Target, Params)> = None;
+            let mut best_get = None;
+            let mut allowed = Vec::new();
+            for (pattern, m, target) in &self.0 {
+                let Some(params) = captures(pattern, path) else {
+                    continue;
+                };
+                if !allowed.contains(m) {
+                    allowed.push(*m);
+                }
+                let slot = if Some(*m) == method {
+                    &mut best
+                } else if method == Some(Method::Head) && *m == Method::Get {
+                    &mut best_get
+                } else {
+                    continue;
+                };
+                if slot
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| more_specific(pattern, b))
+                {
+                    *slot = Some((pattern, *target, params));
+                }
+            }
+            match best.or(best_get) {
+                Some((pattern, target, params)) => {
+                    Ok((target, pattern.as_str().to_owned(), params))
+                }
+                None if allowed.is_empty() => Err(Miss::NotFound),
+                None => {
+                    if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
+                        allowed.push(Method::Head);
+                    }
+                    Err(Miss::MethodNotAllowed(allowed))
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::reference::{Found, Linear};
     use super::*;
 
     fn p(s: &str) -> PathPattern {
@@ -580,102 +684,6 @@ mod tests {
                 new: t(2, 0)
             })
         );
-    }
-
-    /// The table as a linear scan, the way it was before the trie: the reference for `matches_reference`.
-    #[derive(Default)]
-    struct Linear(Vec<(PathPattern, Method, Target)>);
-
-    type Params = Vec<(String, String)>;
-    type Found = Result<(Target, String, Params), Miss>;
-
-    fn captures(pattern: &PathPattern, path: &[String]) -> Option<Params> {
-        if path.len() != pattern.segments.len() {
-            return None;
-        }
-        let mut params = Vec::new();
-        for (seg, value) in pattern.segments.iter().zip(path) {
-            match seg {
-                Segment::Literal(l) if l == value => {}
-                Segment::Param(name) if !value.is_empty() => {
-                    params.push((name.clone(), value.clone()))
-                }
-                _ => return None,
-            }
-        }
-        Some(params)
-    }
-
-    fn more_specific(a: &PathPattern, b: &PathPattern) -> bool {
-        for (x, y) in a.segments.iter().zip(&b.segments) {
-            match (x, y) {
-                (Segment::Literal(_), Segment::Param(_)) => return true,
-                (Segment::Param(_), Segment::Literal(_)) => return false,
-                _ => {}
-            }
-        }
-        false
-    }
-
-    impl Linear {
-        fn insert(
-            &mut self,
-            method: Method,
-            pattern: PathPattern,
-            new: Target,
-        ) -> Result<(), Conflict> {
-            if let Some((_, _, existing)) = self
-                .0
-                .iter()
-                .find(|(p, m, _)| *m == method && p.shape() == pattern.shape())
-            {
-                return Err(Conflict {
-                    existing: *existing,
-                    new,
-                });
-            }
-            self.0.push((pattern, method, new));
-            Ok(())
-        }
-
-        fn lookup(&self, method: Option<Method>, path: &[String]) -> Found {
-            let mut best: Option<(&PathPattern, Target, Params)> = None;
-            let mut best_get = None;
-            let mut allowed = Vec::new();
-            for (pattern, m, target) in &self.0 {
-                let Some(params) = captures(pattern, path) else {
-                    continue;
-                };
-                if !allowed.contains(m) {
-                    allowed.push(*m);
-                }
-                let slot = if Some(*m) == method {
-                    &mut best
-                } else if method == Some(Method::Head) && *m == Method::Get {
-                    &mut best_get
-                } else {
-                    continue;
-                };
-                if slot
-                    .as_ref()
-                    .is_none_or(|(b, _, _)| more_specific(pattern, b))
-                {
-                    *slot = Some((pattern, *target, params));
-                }
-            }
-            match best.or(best_get) {
-                Some((pattern, target, params)) => {
-                    Ok((target, pattern.as_str().to_owned(), params))
-                }
-                None if allowed.is_empty() => Err(Miss::NotFound),
-                None => {
-                    if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
-                        allowed.push(Method::Head);
-                    }
-                    Err(Miss::MethodNotAllowed(allowed))
-                }
-            }
-        }
     }
 
     /// xorshift64: a fixed-seed source of test cases.
