@@ -13,6 +13,10 @@ WASMTIME   := target/tools/bin/wasmtime
 
 .PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side bench-cluster cluster soak fuzz
 
+# Python tools the tests run (schemathesis, the OpenAPI and manifest validators, yamllint), from PyPI into
+# a virtualenv under target/, rebuilt when tests/python/requirements.txt changes.
+VENV       := target/venv
+
 all: build
 
 ## build: the host binary and every plugin component (release).
@@ -54,14 +58,20 @@ test-deps:
 ## admin UI in headless Chromium with screenshots in target/test-output/admin, and the plugin author's
 ## kit on a new crate outside the repository), then the native unit tests of the plugin SDK and of the
 ## notes example, built for the host like `lint` builds them.
-test: build test-deps
+test: build test-deps $(VENV)/ok
 	$(CARGO) test --release --locked --workspace
 	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk -p notes -p weather --target-dir target/plugins-lint
+
+$(VENV)/ok: tests/python/requirements.txt
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
 
 ## test-repeat: the whole suite N times in a row (default 10); prints how many runs failed and which
 ## tests failed in which run (logs in target/test-repeat/). ARGS="-- browser::" repeats one test.
 N ?= 10
-test-repeat: build test-deps
+test-repeat: build test-deps $(VENV)/ok
 	tests/repeat.sh $(N) $(ARGS)
 
 ## lint: rustfmt check and clippy with warnings as errors, for the host workspace and for plugins/.
