@@ -1,5 +1,10 @@
 //! Configuration: the embedded defaults (`host/default-config.toml`), an optional TOML file laid over
-//! them key by key, then command-line overrides. Unknown keys are errors, so a typo is never ignored.
+//! them key by key, then `PLUGIN_HOST_...` environment variables (`env.rs`), then command-line
+//! overrides. Unknown keys and variables are errors, so a typo is never ignored. `reference.rs` reads
+//! the defaults' comments into the reference that docs/configuration.md and the variables come from.
+
+mod env;
+pub mod reference;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -286,6 +291,18 @@ pub struct PluginLimits {
     pub allow_http: std::sync::Arc<[AllowedOrigin]>,
 }
 
+/// The process's `PLUGIN_HOST_` variables (others are never read; a value that is not UTF-8 is taken
+/// lossily, and then fails its key's type check or names a path that does not exist).
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            k.starts_with("PLUGIN_HOST_")
+                .then(|| (k, v.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
 /// Command-line values that override the configuration files.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -303,47 +320,62 @@ pub struct Overrides {
 impl Config {
     /// The embedded defaults alone.
     pub fn defaults() -> Self {
-        Self::from_layers(None).expect("the embedded default configuration is valid")
+        Self::load_with_env(None, &Overrides::default(), [])
+            .expect("the embedded default configuration is valid")
     }
 
-    /// Defaults, then `file` (if any), then `overrides`.
+    /// Defaults, then `file` (if any), then the process's `PLUGIN_HOST_` variables, then `overrides`.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
-        let layer = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                let value: toml::Table = toml::from_str(&text)
-                    .with_context(|| format!("invalid TOML in config file {}", path.display()))?;
-                Some((
-                    path,
-                    value,
-                    crate::accounts::db::sha256_hex(text.as_bytes()),
-                ))
-            }
-            None => None,
-        };
-        let file = layer.as_ref().map(|(path, _, sha256)| ConfigFile {
-            path: path.to_path_buf(),
-            sha256: sha256.clone(),
-        });
-        let mut config = Self::from_layers(layer.map(|(path, value, _)| (path, value)))?;
+        Self::load_with_env(file, overrides, process_env())
+    }
+
+    /// [`Config::load`] with the environment given.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let (table, file, origin) = Self::layers(file, env)?;
+        let mut config = Config::deserialize(toml::Value::Table(table))
+            .with_context(|| format!("invalid {origin}"))?;
         config.file = file;
         config.apply(overrides);
         config.validate()?;
         Ok(config)
     }
 
-    fn from_layers(layer: Option<(&Path, toml::Table)>) -> Result<Self> {
+    /// The defaults with `file` and the environment laid over them, as TOML (what `plugin-host config`
+    /// prints); flags are not included.
+    pub fn merged_toml(file: Option<&Path>) -> Result<toml::Table> {
+        Ok(Self::layers(file, process_env())?.0)
+    }
+
+    /// The merged table, the file it read (if any), and what the layers were, for error messages.
+    fn layers(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(toml::Table, Option<ConfigFile>, String)> {
         let mut table: toml::Table =
             toml::from_str(DEFAULT_CONFIG).context("embedded default configuration")?;
-        let origin = match layer {
-            Some((path, value)) => {
-                merge(&mut table, value);
-                format!("config file {}", path.display())
-            }
-            None => "embedded default configuration".to_owned(),
-        };
-        Config::deserialize(toml::Value::Table(table)).with_context(|| format!("invalid {origin}"))
+        let mut origins = vec!["embedded default configuration".to_owned()];
+        let mut read = None;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let value: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("invalid TOML in config file {}", path.display()))?;
+            merge(&mut table, value);
+            origins = vec![format!("config file {}", path.display())];
+            read = Some(ConfigFile {
+                path: path.to_path_buf(),
+                sha256: crate::accounts::db::sha256_hex(text.as_bytes()),
+            });
+        }
+        if let Some(layer) = env::layer(env)? {
+            merge(&mut table, layer);
+            origins.push("PLUGIN_HOST_ environment variables".to_owned());
+        }
+        Ok((table, read, origins.join(" with ")))
     }
 
     fn apply(&mut self, o: &Overrides) {
