@@ -13,14 +13,6 @@ use plugin_host_tests::{
 };
 
 /// `kill -HUP` the host: reload from its directories.
-fn hangup(host: &HostProcess) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &host.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// `/readyz`'s status code and body.
 async fn readyz(base: &str) -> (reqwest::StatusCode, serde_json::Value) {
     let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
@@ -92,7 +84,7 @@ async fn a_bad_file_left_by_a_failed_reload_does_not_stop_the_restart() {
     let good = std::fs::read(example("hello")).unwrap();
     let bad = plugins.path().join("hello.wasm");
     std::fs::write(&bad, &good[..good.len() / 3]).unwrap();
-    hangup(&host);
+    host.hangup();
     let body = readyz_until(&base, "degraded").await;
     let why = body["degraded"].as_str().unwrap();
     assert!(
@@ -128,7 +120,7 @@ async fn a_bad_file_left_by_a_failed_reload_does_not_stop_the_restart() {
 
     // The operator puts the good file back and reloads: ready, not degraded.
     deploy(plugins.path(), &example("hello"), "hello.wasm");
-    hangup(&host);
+    host.hangup();
     let body = readyz_until(&base, "ready").await;
     assert!(body["degraded"].is_null(), "{body}");
     assert_eq!(degraded_gauge(&base).await, "plugin_host_degraded 0");

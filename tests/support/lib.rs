@@ -395,15 +395,16 @@ pub struct Exited {
 const LISTENING: &str = "plugin-host listening on http://";
 
 /// `plugin-host ARGS`, with what the calling shell has in its environment that would change a test
-/// removed: tests set up bootstrap themselves. On PostgreSQL ([`Backend`]), a command given `--data DIR`
+/// removed (every `PLUGIN_HOST_` variable: tests set up bootstrap and configuration themselves). On PostgreSQL ([`Backend`]), a command given `--data DIR`
 /// gets that data directory's database as `PLUGIN_HOST_DATABASE`.
 fn host_command(args: &[&str], log_level: &str) -> Command {
     let mut command = Command::new(host_bin());
-    command
-        .args(args)
-        .env("RUST_LOG", log_level)
-        .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
-        .env_remove("PLUGIN_HOST_DATABASE");
+    command.args(args).env("RUST_LOG", log_level);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PLUGIN_HOST_") {
+            command.env_remove(name);
+        }
+    }
     let data = args
         .windows(2)
         .find(|w| w[0] == "--data")
@@ -417,6 +418,20 @@ fn host_command(args: &[&str], log_level: &str) -> Command {
 /// Run `plugin-host ARGS` to completion (bounded by `limit`).
 pub fn run_host(args: &[&str], limit: Duration) -> Exited {
     run_host_with_stdin(args, None, limit)
+}
+
+/// Run `plugin-host ARGS` with the environment variables `env` added, to completion (bounded by `limit`).
+pub fn run_host_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Exited {
+    let name = format!("plugin-host {args:?}");
+    let mut command = host_command(args, "warn");
+    command.envs(env.iter().copied());
+    let out = plugin_host_kit::process::run(command, &name, None, limit)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Exited {
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
 }
 
 /// Run `plugin-host ARGS` with `stdin` as its standard input (none: empty), bounded by `limit`.
@@ -513,6 +528,15 @@ impl HostProcess {
     /// Send SIGTERM.
     pub fn terminate(&self) {
         self.child.terminate().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Send SIGHUP (a reload).
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Wait (bounded) for the process to exit; returns its status and what it wrote to stderr.

@@ -1,6 +1,6 @@
 //! The process: its shared state with the reload coordinator and the retired generations, metrics, the
 //! dashboard's sampler, the directory watcher, cluster mode's converger, the last good set a restart
-//! falls back on, and the allocator's set-up.
+//! falls back on, the allocator's set-up, and systemd's readiness notifications.
 
 pub mod alloc;
 pub mod converge;
@@ -8,4 +8,5 @@ pub mod last_good;
 pub mod metrics;
 pub mod sampler;
 pub mod state;
+pub mod systemd;
 pub mod watch;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `componentize`, the `user` and `key` commands (in
+//! The command line: `serve`, `check`, `config`, `componentize`, the `user` and `key` commands (in
 //! [`accounts`]), the cluster's `plugin` commands (in [`plugins`]), the plugin author's `new`, `build`,
 //! `call`, `test` and `dev` (in [`author`]), logging set-up and signal handling.
 
@@ -64,6 +64,15 @@ enum Command {
         /// Also check it beside the plugins in this directory (a name or route clash).
         #[arg(long = "with", value_name = "DIR")]
         with: Option<PathBuf>,
+    },
+    /// Print the configuration that the defaults, `--config FILE` and the PLUGIN_HOST_ variables give
+    /// (TOML, a database password hidden), or with `--reference` every key documented (Markdown).
+    Config {
+        #[command(flatten)]
+        files: ConfigArgs,
+        /// The configuration reference (docs/configuration.md) instead.
+        #[arg(long)]
+        reference: bool,
     },
     /// Manage users (in the database `serve` uses).
     User {
@@ -147,6 +156,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(files.config.as_deref(), &Overrides::default())?;
             init_tracing_quiet();
             Ok(runtime()?.block_on(check(&config, &file, with.as_deref())))
+        }
+        Command::Config { files, reference } => {
+            if reference {
+                print!(
+                    "{}",
+                    crate::config::reference::Reference::embedded().markdown()
+                );
+            } else {
+                // Deserialized too, so what is printed is also known to be valid.
+                Config::load(files.config.as_deref(), &Overrides::default())?;
+                let mut table = Config::merged_toml(files.config.as_deref())?;
+                if let Some(toml::Value::String(db)) = table.get_mut("database")
+                    && let Ok(mut url) = url::Url::parse(db)
+                    && url.password().is_some()
+                {
+                    let _ = url.set_password(Some("hidden"));
+                    *db = url.to_string();
+                }
+                print!(
+                    "{}",
+                    toml::to_string(&table).context("cannot print the configuration")?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::User { db, command } => {
             init_tracing_quiet();
@@ -233,12 +266,14 @@ async fn serve(config: Config) -> Result<()> {
     // A stable line on stdout that scripts and tests can wait for.
     println!("plugin-host listening on http://{addr}");
     std::io::stdout().flush().ok();
+    crate::app::systemd::ready(server.state().current().id);
     // On a signal: report not ready at once, keep serving for `shutdown_delay_ms` so load balancers
     // take this node out, then stop accepting and drain.
     let draining = server.state();
     server
         .run(async move {
             signalled.await;
+            crate::app::systemd::stopping();
             draining.begin_shutdown();
             if !delay.is_zero() {
                 tracing::info!(
@@ -259,7 +294,10 @@ fn reload_on_sighup(state: std::sync::Arc<crate::app::state::AppState>) -> Resul
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
+            crate::app::systemd::reloading();
             state.reload().await;
+            // Ready again either way: a failed reload leaves the previous generation serving.
+            crate::app::systemd::ready(state.current().id);
         }
     });
     Ok(())
