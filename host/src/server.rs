@@ -255,7 +255,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api", get(catalogue));
+        .route("/api", get(catalogue))
+        .route("/openapi.json", get(openapi));
     if state.config().admin_listen.is_none() {
         app = app
             .route("/metrics", get(crate::admin::api::metrics))
@@ -357,6 +358,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// The route catalogue of the current generation, as JSON or HTML; both were made when it was built.
+/// The serving generation's OpenAPI document, made when it was built.
+async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    let generation = state.current();
+    let mut response = Response::new(axum::body::Body::from(generation.openapi.clone()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("x-generation", HeaderValue::from(generation.id));
+    response
+}
+
 async fn catalogue(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let generation = state.current();
     let (content_type, body) = match negotiate(req.headers(), req.uri().query()) {

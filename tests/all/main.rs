@@ -37,6 +37,8 @@ mod hardening;
 mod kit;
 mod kv;
 mod last_good;
+mod openapi;
+mod operations;
 mod origin;
 mod outbound;
 mod reload;

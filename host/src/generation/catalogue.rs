@@ -54,6 +54,8 @@ struct PluginEntry<'a> {
 #[derive(Debug, Serialize)]
 struct Listing<'a> {
     generation: u64,
+    /// Where the same routes are described as OpenAPI 3.1.
+    openapi: &'static str,
     plugins: Vec<PluginEntry<'a>>,
     routes: Vec<RouteRow<'a>>,
 }
@@ -71,6 +73,7 @@ impl Catalogue {
         let routes = route_rows(manifests.iter().copied());
         let listing = Listing {
             generation: id,
+            openapi: "/openapi.json",
             plugins: manifests
                 .iter()
                 .map(|m| PluginEntry {

@@ -1,6 +1,7 @@
 //! A generation: one loaded set of plugins with everything that belongs to it — its own wasmtime
 //! `Engine` (and so its own instance pool and compiled code), each plugin compiled once and pre-linked,
-//! their manifests, the route table, every template parsed and the route catalogue rendered. Immutable
+//! their manifests, the route table, every template parsed, the route catalogue rendered and the OpenAPI
+//! document written. Immutable
 //! once built. Requests hold an `Arc<Generation>` for
 //! their whole life, and nothing outside a generation keeps a clone of its Engine, so when the last
 //! request of a retired generation ends, all of it is freed together.
@@ -10,6 +11,7 @@ pub mod catalogue;
 pub mod engine;
 pub mod invoke;
 pub mod manifest;
+pub mod openapi;
 pub mod outbound;
 pub mod plugin;
 pub mod routes;
@@ -65,6 +67,8 @@ pub struct Generation {
     pub views: Views,
     /// `GET /api`, made once.
     pub catalogue: Catalogue,
+    /// `GET /openapi.json`, made once.
+    pub openapi: bytes::Bytes,
     pub(crate) limits: Limits,
     /// One permit per pool slot: a request that cannot get one is answered 503 at once.
     pub(crate) instances: Arc<Semaphore>,
@@ -329,6 +333,7 @@ impl Generation {
         let manifests: Vec<&crate::generation::manifest::Manifest> =
             plugins.iter().map(|p| &p.manifest).collect();
         let catalogue = Catalogue::build(id, &manifests, &views).map_err(BuildError::Catalogue)?;
+        let openapi = openapi::build(id, &manifests, config.admin_listen.is_none());
 
         prune_cache(&loader.cache, &plugins);
         Ok(Self {
@@ -338,6 +343,7 @@ impl Generation {
             routes,
             views,
             catalogue,
+            openapi,
             instances: Arc::new(Semaphore::new(config.limits.max_instances as usize)),
             limits: config.limits.clone(),
             in_flight: AtomicUsize::new(0),

@@ -102,6 +102,14 @@ impl PathPattern {
         &self.raw
     }
 
+    /// The names of the pattern's parameters, in order.
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(name) => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
     /// The pattern with parameter names erased: equal shapes match exactly the same paths.
     pub fn shape(&self) -> Vec<Option<&str>> {
         self.segments
