@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins test-deps run test check-deploy test-repeat lint fmt bench bench-side bench-cluster cluster soak fuzz
+.PHONY: all build host plugins test-deps run test check-deploy check-systemd test-repeat lint fmt bench bench-side bench-cluster cluster soak fuzz
 
 # Python tools the tests run (schemathesis, the OpenAPI and manifest validators, yamllint), from PyPI into
 # a virtualenv under target/, rebuilt when tests/python/requirements.txt changes.
@@ -69,6 +69,12 @@ test: build test-deps $(VENV)/ok check-deploy
 ## dashboard) linted and checked against the built host and its real /metrics (deploy/check.sh).
 check-deploy: build test-deps $(VENV)/ok
 	deploy/check.sh
+
+## check-systemd: the systemd unit started for real, on machines whose PID 1 is not systemd: a minimal Debian
+## 12 tree (debootstrap, kept in target/nspawn/) booted with systemd-nspawn, the unit installed as
+## docs/operations.md says, then serve, faults, reload and drain under its hardening. Root; not in `test`.
+check-systemd: build
+	deploy/systemd/nspawn-check.sh
 
 $(VENV)/ok: tests/python/requirements.txt
 	rm -rf $(VENV)
