@@ -33,10 +33,14 @@ def containerfile(path, root):
     with open(path, "rb") as f:
         instructions = DockerfileParser(fileobj=f).structure
     problems = []
-    stages = []  # (name or None, [instructions])
+    stages = []  # (name or None, image, [instructions])
+    args = {}  # ARG defaults before the first FROM: what the FROM lines may name
     for ins in instructions:
+        if ins["instruction"] == "ARG" and not stages and "=" in ins["value"]:
+            name, default = ins["value"].strip().split("=", 1)
+            args[name] = default
         if ins["instruction"] == "FROM":
-            words = ins["value"].split()
+            words = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), ins["value"]).split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             stages.append((name, words[0], []))
         elif not stages:
@@ -67,6 +71,7 @@ def containerfile(path, root):
         problems.append("the final stage needs an ENTRYPOINT in exec form (JSON array): the image has no shell")
 
     copies = 0
+    destinations = {}  # destination in the final stage -> source in the repository (or None)
     for stage_index, (_, _, body) in enumerate(stages):
         for ins in body:
             line = ins["startline"] + 1
@@ -81,6 +86,8 @@ def containerfile(path, root):
                 problems.append(f"line {line}: COPY needs a source and a destination")
                 continue
             source_stage = [f.split("=", 1)[1] for f in flags if f.startswith("--from=")]
+            if stage_index == len(stages) - 1:
+                destinations[paths[-1].rstrip("/")] = None if source_stage else paths[0]
             if source_stage:
                 if source_stage[0] not in names[:stage_index]:
                     problems.append(f"line {line}: COPY --from={source_stage[0]} names no earlier stage")
@@ -91,11 +98,41 @@ def containerfile(path, root):
                     problems.append(f"line {line}: COPY source {src!r} does not exist in the repository")
                 if is_ignored(root, src):
                     problems.append(f"line {line}: COPY source {src!r} is excluded by .dockerignore")
+    problems += baked_config(root, final, destinations)
     fail_if(problems, f"{path}")
     print(
         f"containerfile: {len(stages)} stages ({', '.join(n or 'unnamed' for n in names)}), runtime {final_image}, "
-        f"USER {users[-1]}, VOLUME and EXPOSE present, {copies} repository path(s) copied, all present"
+        f"USER {users[-1]}, VOLUME and EXPOSE present, {copies} repository path(s) copied, all present; "
+        f"the baked config names the volume and the copied directories"
     )
+
+
+def baked_config(root, final, destinations):
+    """The configuration file the image runs with must name the image's own paths: data_dir is the
+    VOLUME, plugins_dir and templates_dir are copied in, and the CMD's --config is where it is copied."""
+    import tomllib
+
+    problems = []
+    configs = [(dest, src) for dest, src in destinations.items() if src and src.endswith(".toml")]
+    if len(configs) != 1:
+        return [f"expected one configuration file copied into the final stage, found {len(configs)}"]
+    dest, src = configs[0]
+    with open(os.path.join(root, src), "rb") as f:
+        config = tomllib.load(f)
+    volumes = []
+    for ins in final:
+        if ins["instruction"] == "VOLUME":
+            value = ins["value"].strip()
+            volumes += json.loads(value) if value.startswith("[") else value.split()
+    if config.get("data_dir") not in volumes:
+        problems.append(f"{src}: data_dir {config.get('data_dir')!r} is not a VOLUME ({volumes})")
+    for key in ("plugins_dir", "templates_dir"):
+        if str(config.get(key, "")).rstrip("/") not in destinations:
+            problems.append(f"{src}: {key} {config.get(key)!r} is not a directory the image copies in")
+    cmd = " ".join(i["value"] for i in final if i["instruction"] in ("ENTRYPOINT", "CMD"))
+    if f'"--config", "{dest}"' not in cmd:
+        problems.append(f"the image does not start with --config {dest} (ENTRYPOINT and CMD: {cmd})")
+    return problems
 
 
 def is_ignored(root, src):
