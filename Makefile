@@ -11,7 +11,7 @@ BENCH_ENV  := env -u RUST_BACKTRACE
 WASMTIME_VERSION := 48.0.8
 WASMTIME   := target/tools/bin/wasmtime
 
-.PHONY: all build host plugins test-deps run test test-repeat lint fmt bench bench-side bench-cluster cluster soak fuzz
+.PHONY: all build host plugins test-deps run test check-deploy check-systemd test-repeat lint fmt bench bench-side bench-cluster cluster soak fuzz
 
 # Python tools the tests run (schemathesis, the OpenAPI and manifest validators, yamllint), from PyPI into
 # a virtualenv under target/, rebuilt when tests/python/requirements.txt changes.
@@ -40,13 +40,16 @@ run: build
 ## test-deps: the Debian packages the tests start for real, installed when missing (apt-get; sudo when not
 ## root): Chromium and chromedriver (the admin UI's browser test), PostgreSQL (every accounts, keys, kv and
 ## audit test runs on SQLite and on a private PostgreSQL server; the cluster tests) and haproxy (the
-## cluster tests' load balancer). Nothing is downloaded from elsewhere.
+## cluster tests' load balancer), and for `check-deploy` promtool (package prometheus) and systemd-analyze.
+## Nothing is downloaded from elsewhere.
 test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		echo "installing Debian packages for the tests:$$missing"; \
@@ -57,10 +60,21 @@ test-deps:
 ## test: everything the tests need, then every test (unit and integration, real server, real HTTP, the
 ## admin UI in headless Chromium with screenshots in target/test-output/admin, and the plugin author's
 ## kit on a new crate outside the repository), then the native unit tests of the plugin SDK and of the
-## notes example, built for the host like `lint` builds them.
-test: build test-deps $(VENV)/ok
+## notes example, built for the host like `lint` builds them. First the deploy/ checks (check-deploy).
+test: build test-deps $(VENV)/ok check-deploy
 	$(CARGO) test --release --locked --workspace
 	$(CARGO) test --locked --manifest-path plugins/Cargo.toml -p plugin-sdk -p notes -p weather --target-dir target/plugins-lint
+
+## check-deploy: the packaging under deploy/ (systemd unit, container file, Kubernetes manifests, Grafana
+## dashboard) linted and checked against the built host and its real /metrics (deploy/check.sh).
+check-deploy: build test-deps $(VENV)/ok
+	deploy/check.sh
+
+## check-systemd: the systemd unit started for real, on machines whose PID 1 is not systemd: a minimal Debian
+## 12 tree (debootstrap, kept in target/nspawn/) booted with systemd-nspawn, the unit installed as
+## docs/operations.md says, then serve, faults, reload and drain under its hardening. Root; not in `test`.
+check-systemd: build
+	deploy/systemd/nspawn-check.sh
 
 $(VENV)/ok: tests/python/requirements.txt
 	rm -rf $(VENV)
