@@ -10,6 +10,9 @@
 //! The contract is `plugin-host:plugin@1.1.0`. A plugin built against 1.0.0 imports `...@1.0.0`
 //! interfaces; wasmtime's linker matches them to these semver-compatible 1.1.0 ones.
 
+/// The contract version this host serves (`wit/plugin.wit`'s package), as `/metrics` reports it.
+pub const CONTRACT_VERSION: &str = "1.1.0";
+
 mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -83,5 +86,15 @@ impl Method {
             http::Method::OPTIONS => Method::Options,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod contract_version_tests {
+    #[test]
+    fn the_reported_contract_version_is_the_wit_package() {
+        let wit = include_str!("../../wit/plugin.wit");
+        let package = format!("package plugin-host:plugin@{};", super::CONTRACT_VERSION);
+        assert!(wit.contains(&package), "wit/plugin.wit lacks {package}");
     }
 }

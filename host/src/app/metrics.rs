@@ -100,6 +100,8 @@ pub struct Gauges {
     pub degraded: u64,
     /// glibc malloc's bytes in use and kept free (`None` with another allocator).
     pub heap: Option<crate::app::alloc::HeapStats>,
+    /// The current generation's plugins: name, version, SHA-256 of the component.
+    pub plugins: Vec<(String, String, String)>,
 }
 
 /// Request counts summed over some plugins: requests, server errors (5xx) and latency bucket counts.
@@ -320,6 +322,36 @@ impl ProcessCounters {
 }
 
 /// The process's resident set size in bytes, from `/proc/self/status` (Linux).
+/// What `/proc` says of this process: CPU seconds (user + system), start time (unix seconds) and
+/// open file descriptors; `None` where there is no `/proc`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessStats {
+    pub cpu_seconds: f64,
+    pub start_time_seconds: f64,
+    pub open_fds: u64,
+}
+
+pub fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its ')'.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14, 15 (utime, stime) and 22 (starttime), in clock ticks; `after` starts at field 3.
+    let ticks = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    // /proc counts in USER_HZ, which Linux fixes at 100 for user space on every architecture.
+    let per_second = 100.0;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(ProcessStats {
+        cpu_seconds: (ticks(14)? + ticks(15)?) as f64 / per_second,
+        start_time_seconds: boot as f64 + ticks(22)? as f64 / per_second,
+        open_fds,
+    })
+}
+
 pub fn process_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -548,9 +580,9 @@ impl Metrics {
                 gauges.template_parses,
             ),
             (
-                "plugin_host_page_renders",
-                "gauge",
-                "Pages rendered from the current generation's templates.",
+                "plugin_host_page_renders_total",
+                "counter",
+                "Pages rendered from the current generation's templates (starts again from 0 with each generation).",
                 gauges.page_renders,
             ),
             (
@@ -563,6 +595,59 @@ impl Metrics {
         for (name, kind, help, value) in single {
             family(out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        family(
+            out,
+            "plugin_host_build_info",
+            "gauge",
+            "The host's version, the wasmtime it embeds and the plugin contract it serves (always 1).",
+        );
+        let _ = writeln!(
+            out,
+            "plugin_host_build_info{{version=\"{}\",wasmtime=\"{}\",contract=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            crate::generation::engine::WASMTIME_VERSION,
+            crate::bindings::CONTRACT_VERSION,
+        );
+        family(
+            out,
+            "plugin_host_plugin_info",
+            "gauge",
+            "One series per plugin the current generation serves: name, version, SHA-256 of the component (always 1).",
+        );
+        for (name, version, sha256) in &gauges.plugins {
+            let _ = writeln!(
+                out,
+                "plugin_host_plugin_info{{plugin=\"{}\",version=\"{}\",sha256=\"{}\"}} 1",
+                escape(name),
+                escape(version),
+                escape(sha256)
+            );
+        }
+        if let Some(p) = process_stats() {
+            for (name, kind, help, value) in [
+                (
+                    "process_cpu_seconds_total",
+                    "counter",
+                    "User and system CPU time spent, in seconds.",
+                    p.cpu_seconds,
+                ),
+                (
+                    "process_start_time_seconds",
+                    "gauge",
+                    "Start time of the process since the unix epoch, in seconds.",
+                    p.start_time_seconds,
+                ),
+                (
+                    "process_open_fds",
+                    "gauge",
+                    "Open file descriptors.",
+                    p.open_fds as f64,
+                ),
+            ] {
+                family(out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
         if let Some(rss) = process_rss_bytes() {
             let name = "process_resident_memory_bytes";
@@ -625,12 +710,29 @@ mod tests {
             template_parses: 9,
             page_renders: 4,
             degraded: 0,
+            plugins: vec![("hello".into(), "0.1.0".into(), "ab12".into())],
             heap: Some(crate::app::alloc::HeapStats {
                 in_use_bytes: 5,
                 free_bytes: 6,
             }),
         });
         assert!(text.contains("plugin_host_template_parses_total 9"));
+        assert!(text.contains("plugin_host_page_renders_total 4"));
+        assert!(text.contains(
+            "plugin_host_plugin_info{plugin=\"hello\",version=\"0.1.0\",sha256=\"ab12\"} 1"
+        ));
+        assert!(text.contains("plugin_host_build_info{version=\""));
+        let stats = process_stats().expect("/proc is there on Linux");
+        assert!(stats.cpu_seconds >= 0.0 && stats.open_fds >= 3, "{stats:?}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            stats.start_time_seconds <= now + 1.0 && stats.start_time_seconds > now - 86_400.0,
+            "{stats:?}"
+        );
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter"));
         assert!(text.contains(
             "plugin_host_requests_total{plugin=\"hello\",route=\"/hello/{name}\",status=\"200\"} 2"
         ));
@@ -670,6 +772,7 @@ mod tests {
             in_flight: 0,
             template_parses: 0,
             page_renders: 0,
+            plugins: Vec::new(),
             degraded: 1,
             heap: None,
         });

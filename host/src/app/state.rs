@@ -498,6 +498,14 @@ impl AppState {
             page_renders: current.views.stats().renders,
             degraded: u64::from(self.degraded().is_some()),
             heap: crate::app::alloc::heap_stats(),
+            plugins: current
+                .plugins
+                .iter()
+                .map(|p| {
+                    let m = &p.manifest;
+                    (m.name.clone(), m.version.clone(), p.hash.clone())
+                })
+                .collect(),
         }
     }
 }

@@ -2,6 +2,9 @@
 //! and the ticker thread that drives epochs while plugin calls run, sleeps while none does, and stops
 //! once the generation's engine is dropped.
 
+/// The wasmtime version this host embeds, as `/metrics` reports it (a test holds it to Cargo.lock).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::Thread;
@@ -183,6 +186,20 @@ impl Ticker {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn the_reported_wasmtime_version_is_the_locked_one() {
+        let lock = include_str!("../../../Cargo.lock");
+        let entry = format!(
+            "name = \"wasmtime\"\nversion = \"{}\"",
+            super::WASMTIME_VERSION
+        );
+        assert!(
+            lock.contains(&entry),
+            "Cargo.lock does not pin wasmtime {}",
+            super::WASMTIME_VERSION
+        );
+    }
 
     /// Wait until `done` holds, for at most a second.
     fn wait_until(what: &str, done: impl Fn() -> bool) {
