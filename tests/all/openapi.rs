@@ -199,7 +199,6 @@ async fn every_documented_admin_operation_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failures() {
     let upstream = Upstream::start().await;
-    let base = upstream.base();
     // A copy of the examples: the admin's run may delete or disable plugins through the deploy API.
     let examples: Vec<PathBuf> = std::fs::read_dir(example("hello").parent().unwrap())
         .unwrap()
@@ -208,11 +207,9 @@ async fn schemathesis_finds_no_failures() {
         .collect();
     let plugins = plugins_dir_with(&examples.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     let dir = plugins.path().to_owned();
-    let server = TestServer::start(move |c| {
+    let server = TestServer::start(|c| {
         c.plugins_dir = dir;
-        let weather = c.plugins.entry("weather".into()).or_default();
-        weather.allow_http = vec![format!("{base}/forecast")];
-        weather.config.insert("upstream".into(), base);
+        upstream.serve_weather(c);
     })
     .await;
     let user_key = server

@@ -405,12 +405,9 @@ async fn the_weather_example_renders_an_upstream_forecast_as_json_and_html() {
     let upstream = Upstream::start().await;
     let plugins = plugins_dir_with(&[&example("weather")]);
     let dir = plugins.path().to_owned();
-    let base = upstream.base();
-    let server = TestServer::start(move |c| {
+    let server = TestServer::start(|c| {
         c.plugins_dir = dir;
-        let weather = c.plugins.entry("weather".into()).or_default();
-        weather.allow_http = vec![format!("{base}/forecast")];
-        weather.config.insert("upstream".into(), base);
+        upstream.serve_weather(c);
     })
     .await;
     let (status, forecast) = server.get_json("/weather/Oslo").await;

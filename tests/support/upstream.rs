@@ -62,6 +62,15 @@ impl Upstream {
     }
 
     /// `http://127.0.0.1:PORT`.
+    /// Point the `weather` example at this upstream in `config`, as an operator would: its `upstream`
+    /// config value and an `allow_http` entry for `/forecast`.
+    pub fn serve_weather(&self, config: &mut plugin_host::config::Config) {
+        let base = self.base();
+        let weather = config.plugins.entry("weather".into()).or_default();
+        weather.allow_http = vec![format!("{base}/forecast")];
+        weather.config.insert("upstream".into(), base);
+    }
+
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
