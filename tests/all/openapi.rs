@@ -177,7 +177,7 @@ async fn every_documented_admin_operation_is_served() {
             if op["tags"][0] != "admin" {
                 continue;
             }
-            let url = server.url(&path.replace('{', "").replace('}', ""));
+            let url = server.url(&path.replace(['{', '}'], ""));
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let status = server
                 .client
