@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod browser;
 pub mod cluster;
+pub mod otlp;
 pub mod pages;
 pub mod upstream;
 
@@ -395,8 +396,9 @@ pub struct Exited {
 const LISTENING: &str = "plugin-host listening on http://";
 
 /// `plugin-host ARGS`, with what the calling shell has in its environment that would change a test
-/// removed: tests set up bootstrap themselves. On PostgreSQL ([`Backend`]), a command given `--data DIR`
-/// gets that data directory's database as `PLUGIN_HOST_DATABASE`.
+/// removed: tests set up bootstrap themselves, and OpenTelemetry (`OTEL_*`) themselves. On PostgreSQL
+/// ([`Backend`]), a command given `--data DIR` gets that data directory's database as
+/// `PLUGIN_HOST_DATABASE`.
 fn host_command(args: &[&str], log_level: &str) -> Command {
     let mut command = Command::new(host_bin());
     command
@@ -404,6 +406,11 @@ fn host_command(args: &[&str], log_level: &str) -> Command {
         .env("RUST_LOG", log_level)
         .env_remove("PLUGIN_HOST_BOOTSTRAP_SECRET")
         .env_remove("PLUGIN_HOST_DATABASE");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
     let data = args
         .windows(2)
         .find(|w| w[0] == "--data")
