@@ -260,7 +260,12 @@ where
     } else {
         filter.add_directive("opentelemetry=warn".parse().expect("a valid directive"))
     };
-    filter.and(FilterFn::new(|meta| meta.target() != super::SPAN_TARGET))
+    // The hint keeps the filter's own maximum level: without one the combination would have none,
+    // and every `log` record of the dependencies (wasmtime writes many at trace level) would be
+    // turned into an event and matched against the filter, per request.
+    let exporter_only = FilterFn::new(|meta| meta.target() != super::SPAN_TARGET)
+        .with_max_level_hint(LevelFilter::TRACE);
+    filter.and(exporter_only)
 }
 
 /// The resource spans are reported under: what the SDK finds in the environment, with
