@@ -126,6 +126,13 @@ bench: build $(WASMTIME)
 bench-side: build $(WASMTIME)
 	$(BENCH_ENV) target/release/side-by-side $(SIDE_ARGS)
 
+## bench-otel: what OpenTelemetry traces cost per request: hello with span export off and on, with and
+## without an incoming traceparent, and sampled out; host on CPU 0, wrk and the OTLP sink on CPU 1, five
+## alternating rounds, medians. About five minutes; OTEL_ARGS="--rounds 1 --seconds 2" for a quick run.
+.PHONY: bench-otel
+bench-otel: build
+	$(BENCH_ENV) taskset -c 1 target/release/otel-cost $(OTEL_ARGS)
+
 ## cluster: a local cluster to try: PostgreSQL, three nodes and haproxy on 127.0.0.1:8080, the example
 ## plugins pushed, an admin and a key made, URLs printed; Ctrl-C stops everything it started.
 cluster: build test-deps

@@ -3,6 +3,8 @@
 //! The modules are the tiers of docs/ARCHITECTURE.md, lowest first; a module uses only its own tier
 //! and the ones listed before it:
 //! - [`config`], [`clock`] and [`bindings`] (the host side's one `bindgen!` of `wit/`): everything uses them;
+//! - [`telemetry`]: OpenTelemetry traces — the incoming W3C trace context, a request's spans, the trace
+//!   id in its log lines, `traceparent` on outbound calls, and the OTLP exporter set up from `OTEL_*`;
 //! - [`accounts`]: the database and what lives in it (users, API keys, sessions, the plugins' key-value
 //!   store, audit), authentication and the login limiter;
 //! - [`generation`]: one loaded set of plugins, compiled once, with its own wasmtime `Engine`, routes,
@@ -32,3 +34,4 @@ pub mod generation;
 mod http;
 mod request;
 pub mod server;
+pub mod telemetry;

@@ -413,18 +413,22 @@ async fn request_context(
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
+    let incoming = crate::telemetry::incoming(req.headers());
     // The query string is not logged: it may carry an API key.
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
         request_id = %id,
+        trace_id = field::Empty,
+        otel.kind = field::Empty,
         route = field::Empty,
         plugin = field::Empty,
         version = field::Empty,
         status = field::Empty,
         latency_us = field::Empty,
     );
+    let trace = crate::telemetry::start_request(&span, incoming);
     req.extensions_mut().insert(RequestId(id.clone()));
     let origin = crate::http::context::peer_of(req.extensions())
         .filter(|_| state.proxies.any())
@@ -434,7 +438,8 @@ async fn request_context(
     }
     let started = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response =
+        crate::telemetry::within(trace, next.run(req).instrument(span.clone())).await;
     if origin.is_some_and(|o| o.https) {
         crate::http::proxy::secure_cookies(response.headers_mut());
     }
@@ -461,6 +466,8 @@ async fn request_context(
             route: "unmatched".into(),
         },
     };
+    let route = (!labels.plugin.is_empty()).then_some(labels.route.as_str());
+    crate::telemetry::finish_request(&span, method.as_str(), route, status);
     state.metrics.observe_request(labels, status, latency);
     response
 }

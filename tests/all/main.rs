@@ -45,4 +45,5 @@ mod reload;
 mod reuse;
 mod serve;
 mod startup;
+mod telemetry;
 mod views;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub mod browser;
 pub mod cluster;
+pub mod otlp;
 pub mod pages;
 pub mod upstream;
 
@@ -395,14 +396,16 @@ pub struct Exited {
 const LISTENING: &str = "plugin-host listening on http://";
 
 /// `plugin-host ARGS`, with what the calling shell has in its environment that would change a test
-/// removed (every `PLUGIN_HOST_` variable: tests set up bootstrap and configuration themselves). On PostgreSQL ([`Backend`]), a command given `--data DIR`
-/// gets that data directory's database as `PLUGIN_HOST_DATABASE`.
+/// removed: every `PLUGIN_HOST_` variable (tests set up bootstrap and configuration themselves) and
+/// OpenTelemetry's `OTEL_*` (tests that export set them). On PostgreSQL ([`Backend`]), a command given
+/// `--data DIR` gets that data directory's database as `PLUGIN_HOST_DATABASE`.
 fn host_command(args: &[&str], log_level: &str) -> Command {
     let mut command = Command::new(host_bin());
     command.args(args).env("RUST_LOG", log_level);
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PLUGIN_HOST_") {
-            command.env_remove(name);
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("PLUGIN_HOST_") || name_text.starts_with("OTEL_") {
+            command.env_remove(&name);
         }
     }
     let data = args

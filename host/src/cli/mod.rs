@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 use crate::config::{Config, LogFormat, Overrides};
 use crate::server::Server;
@@ -148,8 +149,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 database,
             };
             let config = Config::load(files.config.as_deref(), &overrides)?;
-            init_tracing(&config);
-            runtime()?.block_on(serve(config))?;
+            let exporter = init_tracing(&config);
+            let served = runtime()?.block_on(serve(config));
+            // The server has drained (SIGTERM/SIGINT) or failed: send the spans still queued.
+            if let Some(exporter) = exporter {
+                exporter.shutdown();
+            }
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { files, file, with } => {
@@ -208,16 +214,40 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn init_tracing(config: &Config) {
+/// The log (and, when the `OTEL_*` variables ask for it, the OpenTelemetry layer, whose exporter is
+/// returned for the flush at shutdown). Without export the subscriber is the plain formatter with a
+/// global filter, exactly as before traces existed.
+fn init_tracing(config: &Config) -> Option<crate::telemetry::export::Exporter> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let mut plan = crate::telemetry::export::Plan::from_env();
+    let Some(exporter) = plan.exporter.take() else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr);
+        match config.log_format {
+            LogFormat::Text => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
+        plan.report();
+        return None;
+    };
+    // Each layer filters for itself: the log keeps its level and format, and the exporter sees the
+    // host's spans whatever the log level.
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let log = match config.log_format {
+        LogFormat::Text => log.boxed(),
+        LogFormat::Json => log.json().boxed(),
+    };
+    let log_filter = crate::telemetry::export::log_filter(filter);
+    tracing_subscriber::registry()
+        .with(log.with_filter(log_filter))
+        .with(exporter.layer())
+        .init();
+    plan.report();
+    Some(exporter)
 }
 
 /// `check` prints its own verdict; only warnings and errors go to the log.

@@ -426,9 +426,11 @@ impl log::Host for HostState {
         }
         let (plugin, version, request_id) =
             (&self.plugin.name, &self.plugin.version, &self.request_id);
+        // The request's trace, if it has one (also when the request span is below the log level).
+        let trace_id = crate::telemetry::current_trace_id();
         macro_rules! emit {
             ($mac:ident) => {
-                tracing::$mac!(target: "plugin", plugin = %plugin, version = %version, request_id = %request_id, "{message}")
+                tracing::$mac!(target: "plugin", plugin = %plugin, version = %version, request_id = %request_id, trace_id, "{message}")
             };
         }
         match level {
@@ -551,15 +553,23 @@ impl http_client::Host for HostState {
             }
         }
         let method = request.method.as_str();
+        // The call's span while exporting (a child of the plugin call's); the trace context it sends.
+        let span = crate::telemetry::outbound_call(method);
+        let trace = crate::telemetry::outgoing(span.as_ref());
         let sent = outbound::send(
             &outbound,
             &self.allow_http,
             request,
             timeout,
             deadline_bound,
+            &trace,
         )
         .await
         .map_err(|outbound::DeadlinePassed| wasmtime::Error::new(DeadlineExceeded))?;
+        if let Some(span) = &span {
+            let status = sent.result.as_ref().ok().map(|r| r.status);
+            crate::telemetry::outbound_finished(span, &sent.upstream, status);
+        }
         let outcome = match &sent.result {
             Ok(r) => match r.status {
                 100..=199 => "1xx",

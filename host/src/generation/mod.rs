@@ -371,7 +371,7 @@ impl Generation {
     /// The executor's front door: one request to plugin number `index`, on an idle warm instance or a
     /// fresh one from the pool (see [`Generation::lease`]), under the plugin's deadline, with `kv` as
     /// its key-value store and `http` as its outbound client. The instance is dropped, or back among the
-    /// idle ones, when this returns.
+    /// idle ones, when this returns. While spans are exported the call is one, under the request's.
     pub async fn call(
         &self,
         index: usize,
@@ -381,11 +381,11 @@ impl Generation {
     ) -> Result<Result<crate::bindings::types::Response, crate::bindings::types::Error>, CallFailure>
     {
         let lease = self.lease(index).ok_or(CallFailure::Busy)?;
-        let timeout = self.plugins[index].limits.request_timeout;
-        self.callable(index)
-            .with_kv(Some(kv))
-            .with_http(http)
-            .serve(lease, request, timeout)
+        let plugin = &self.plugins[index];
+        let callable = self.callable(index).with_kv(Some(kv)).with_http(http);
+        let call = callable.serve(lease, request, plugin.limits.request_timeout);
+        let manifest = &plugin.manifest;
+        crate::telemetry::plugin_call(&manifest.name, &manifest.version, call)
             .await
             .map_err(CallFailure::Call)
     }

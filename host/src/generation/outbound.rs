@@ -27,7 +27,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Headers a plugin's values are dropped for (as a proxy drops them): the client owns the message's
 /// framing and its connection, and the host name is the URL's. A plugin that copies its incoming
 /// request's headers onto a call (`host`, `content-length` among them) still gets a well-formed request.
+/// The trace context is the host's to send (`telemetry::inject`): a plugin cannot put a call into
+/// another trace.
 const HOST_OWNED: &[&str] = &[
+    crate::telemetry::TRACEPARENT,
+    crate::telemetry::TRACESTATE,
     "host",
     "content-length",
     "transfer-encoding",
@@ -92,14 +96,16 @@ pub struct Sent {
 pub struct DeadlinePassed;
 
 /// Send `request` for a plugin allowed `allow`, waiting at most `timeout` (already the smaller of the
-/// call's limit and what is left of the request's deadline; `deadline_bound` says which). A call's own
-/// timeout is the plugin's typed `timeout` error; the deadline is [`DeadlinePassed`].
+/// call's limit and what is left of the request's deadline; `deadline_bound` says which), with the
+/// `traceparent` of `trace` when it has one. A call's own timeout is the plugin's typed `timeout`
+/// error; the deadline is [`DeadlinePassed`].
 pub async fn send(
     outbound: &Outbound,
     allow: &[AllowedOrigin],
     request: OutgoingRequest,
     timeout: Duration,
     deadline_bound: bool,
+    trace: &opentelemetry::Context,
 ) -> Result<Sent, DeadlinePassed> {
     let started = Instant::now();
     let url = match url::Url::parse(&request.url) {
@@ -139,7 +145,7 @@ pub async fn send(
     }
     // An IP address in the URL matched an entry naming that very address: the operator allowed it,
     // whatever its range. A name goes through `PublicOnly` when the client connects.
-    let built = build(outbound, &url, request);
+    let built = build(outbound, &url, request, trace);
     let call = async {
         let request = built?;
         let response = request.send().await.map_err(|e| classify(&e))?;
@@ -179,11 +185,13 @@ fn origin_of(url: &url::Url) -> Option<String> {
     Some(format!("{scheme}://{host}:{port}"))
 }
 
-/// The request as the client sends it: the plugin's method, headers (host-owned ones dropped) and body.
+/// The request as the client sends it: the plugin's method, headers (host-owned ones dropped, the
+/// trace context added) and body.
 fn build(
     outbound: &Outbound,
     url: &url::Url,
     request: OutgoingRequest,
+    trace: &opentelemetry::Context,
 ) -> Result<reqwest::RequestBuilder, Error> {
     let client = outbound.client()?;
     let method = match request.method {
@@ -207,6 +215,7 @@ fn build(
             .map_err(|_| Error::InvalidRequest(format!("the value of {name} is not valid")))?;
         headers.append(name, value);
     }
+    crate::telemetry::inject(trace, &mut headers);
     Ok(client
         .request(method, url.clone())
         .headers(headers)
