@@ -46,7 +46,7 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// Called once the subscriber with the OpenTelemetry layer is installed.
+/// Called when the OpenTelemetry layer is made, just before it is installed.
 fn set_exporting() {
     EXPORTING.store(true, Ordering::Relaxed);
 }
