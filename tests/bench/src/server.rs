@@ -2,6 +2,7 @@
 //! from the line it prints when it accepts connections, its output drained for as long as it runs, its
 //! CPU time and peak RSS read from `/proc`, and killed when dropped.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,6 +25,37 @@ pub struct Spec {
     /// listens, e.g. `"plugin-host listening on "`. The address runs to the end of the line or a `/`
     /// after the port.
     pub ready_prefix: String,
+}
+
+/// `plugin-host serve` (binary `host`) on any port with `config`, the example plugins of the repository
+/// at `root` and the data directory `scratch/data` (shared by every host start, so a compile cache one
+/// start fills serves the next), with the environment variables `env`.
+pub fn host_spec(
+    host: &Path,
+    config: &Path,
+    root: &Path,
+    scratch: &Path,
+    env: Vec<(String, String)>,
+) -> Spec {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    Spec {
+        command: vec![
+            path(host),
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--config".into(),
+            path(config),
+            "--plugins".into(),
+            path(&root.join("target/plugins")),
+            "--templates".into(),
+            path(&root.join("templates")),
+            "--data".into(),
+            path(&scratch.join("data")),
+        ],
+        env,
+        ready_prefix: "plugin-host listening on ".into(),
+    }
 }
 
 /// A running server; killed when dropped.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use plugin_host_bench::server::{Server, Spec};
+use plugin_host_bench::server::{Server, Spec, host_spec};
 use plugin_host_bench::{probe, repo, wrk};
 
 const PATH: &str = "/hello/world";
@@ -158,7 +158,6 @@ fn spec(
     variant: &Variant,
     sink: &Sink,
 ) -> Spec {
-    let path = |p: &Path| p.to_string_lossy().into_owned();
     let mut env: Vec<(String, String)> = variant
         .env
         .iter()
@@ -170,24 +169,7 @@ fn spec(
             format!("http://{}", sink.addr),
         ));
     }
-    Spec {
-        command: vec![
-            path(host),
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--config".into(),
-            path(config),
-            "--plugins".into(),
-            path(&root.join("target/plugins")),
-            "--templates".into(),
-            path(&root.join("templates")),
-            "--data".into(),
-            path(&scratch.join("data")),
-        ],
-        env,
-        ready_prefix: "plugin-host listening on ".into(),
-    }
+    host_spec(host, config, root, scratch, env)
 }
 
 fn measure(args: &Args, spec: &Spec, variant: &Variant, sink: &Sink) -> Result<Cell> {

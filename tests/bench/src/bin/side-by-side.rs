@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use plugin_host_bench::report::{self, Measurement, Sample};
 use plugin_host_bench::rows::{REUSE, Row};
-use plugin_host_bench::server::{Server, Spec};
+use plugin_host_bench::server::{Server, Spec, host_spec};
 use plugin_host_bench::{chart, perf, probe, repo, wrk};
 
 /// The body every server must give for [`PATH`] (the hello plugin's answer).
@@ -125,8 +125,8 @@ impl Specs {
                 env: Vec::new(),
                 ready_prefix: "native-hello listening on ".into(),
             },
-            host: host_spec(&host, &fresh, root, scratch),
-            host_reuse: host_spec(&host, &reused, root, scratch),
+            host: host_spec(&host, &fresh, root, scratch, Vec::new()),
+            host_reuse: host_spec(&host, &reused, root, scratch, Vec::new()),
             wasmtime: wasmtime_command(args, root),
         })
     }
@@ -173,29 +173,6 @@ fn write_config(scratch: &Path, name: &str, more: &str) -> Result<PathBuf> {
     std::fs::write(&config, format!("log = \"warn\"\n{more}"))
         .with_context(|| format!("cannot write {}", config.display()))?;
     Ok(config)
-}
-
-/// `plugin-host serve` on any port with `config`, the example plugins and a scratch data directory
-/// (shared by every host start, so the compile cache filled by the preflight serves them all).
-fn host_spec(host: &Path, config: &Path, root: &Path, scratch: &Path) -> Spec {
-    Spec {
-        command: vec![
-            path(host),
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--config".into(),
-            path(config),
-            "--plugins".into(),
-            path(&root.join("target/plugins")),
-            "--templates".into(),
-            path(&root.join("templates")),
-            "--data".into(),
-            path(&scratch.join("data")),
-        ],
-        env: Vec::new(),
-        ready_prefix: "plugin-host listening on ".into(),
-    }
 }
 
 /// The wasmtime CLI and the wasi:http hello, or the "not run: ..." their rows show.
