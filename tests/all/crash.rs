@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plugin_host_tests::{
-    Fetch, HostProcess, cli_add_root_admin, fixture, plugins_dir_with, run_host_with_stdin,
-};
+use plugin_host_tests::{Fetch, HostProcess, cli_root_admin_key, fixture, plugins_dir_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -23,15 +21,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let plugins = plugins_dir_with(&[&fixture("kv-a.wasm")]);
     let d = data.path().to_str().unwrap();
-    let add = cli_add_root_admin(d);
-    assert!(add.status.success(), "{}", add.stderr);
-    let key = run_host_with_stdin(
-        &["key", "create", "--user", "root", "--data", d],
-        None,
-        Duration::from_secs(60),
-    );
-    assert!(key.status.success(), "{}", key.stderr);
-    let admin_key = key.stdout.trim().to_owned();
+    let admin_key = cli_root_admin_key(d);
     let args = ["--plugins", plugins.path().to_str().unwrap(), "--data", d];
 
     let mut host = HostProcess::serve(&args);

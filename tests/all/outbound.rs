@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use plugin_host::config::{Config, PluginSettings};
 use plugin_host_tests::upstream::Upstream;
 use plugin_host_tests::{
-    Fetch, HostProcess, TestServer, cli_add_root_admin, example, fixture, plugins_dir_with,
-    run_host_with_stdin,
+    Fetch, HostProcess, TestServer, cli_root_admin_key, example, fixture, plugins_dir_with,
 };
 use serde_json::{Value, json};
 
@@ -330,13 +329,7 @@ async fn a_refused_call_is_logged_with_the_plugin_and_the_reason() {
         "[plugins.outbound]\nallow_http = [\"https://api.example.com\"]\n",
     )
     .unwrap();
-    assert!(cli_add_root_admin(d).status.success());
-    let key = run_host_with_stdin(
-        &["key", "create", "--user", "root", "--data", d],
-        None,
-        Duration::from_secs(60),
-    );
-    assert!(key.status.success(), "{}", key.stderr);
+    let key = cli_root_admin_key(d);
     let host = HostProcess::serve(&[
         "--config",
         config.to_str().unwrap(),
@@ -347,7 +340,7 @@ async fn a_refused_call_is_logged_with_the_plugin_and_the_reason() {
     ]);
     let response = reqwest::Client::new()
         .post(host.url("/outbound/send"))
-        .bearer_auth(key.stdout.trim())
+        .bearer_auth(&key)
         .json(&json!({ "url": "http://10.1.2.3/internal" }))
         .send()
         .await

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use plugin_host_tests::otlp::{self, Receiver};
 use plugin_host_tests::upstream::Upstream;
-use plugin_host_tests::{
-    HostProcess, cli_add_root_admin, example, fixture, plugins_dir_with, run_host_with_stdin,
-};
+use plugin_host_tests::{HostProcess, cli_root_admin_key, example, fixture, plugins_dir_with};
 use serde_json::{Value, json};
 
 /// How long spans, log lines and answers may take before the test calls it a hang.
@@ -74,18 +72,12 @@ impl Setup {
         )
         .unwrap();
         let d = data.path().to_str().unwrap();
-        assert!(cli_add_root_admin(d).status.success());
-        let key = run_host_with_stdin(
-            &["key", "create", "--user", "root", "--data", d],
-            None,
-            Duration::from_secs(60),
-        );
-        assert!(key.status.success(), "{}", key.stderr);
+        let key = cli_root_admin_key(d);
         Self {
             plugins,
             data,
             config,
-            key: key.stdout.trim().to_owned(),
+            key,
             upstream,
             client: reqwest::Client::new(),
         }

@@ -596,6 +596,19 @@ pub fn cli_add_root_admin(data: &str) -> Exited {
     )
 }
 
+/// [`cli_add_root_admin`], then an API key for root through `key create`: the key, as printed.
+pub fn cli_root_admin_key(data: &str) -> String {
+    let added = cli_add_root_admin(data);
+    assert!(added.status.success(), "{}", added.stderr);
+    let key = run_host_with_stdin(
+        &["key", "create", "--user", "root", "--data", data],
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(key.status.success(), "{}", key.stderr);
+    key.stdout.trim().to_owned()
+}
+
 /// A temporary plugins directory with the hello example and the soak fixture (as `soak.wasm`).
 pub fn hello_and_soak() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
