@@ -19,6 +19,7 @@ use utoipa::openapi::{
 
 use crate::bindings::types::{Method, Role};
 use crate::generation::manifest::Manifest;
+use crate::generation::routes::PathPattern;
 
 /// The security schemes: every way a caller can present an API key, and the browser session.
 const SCHEMES: [&str; 4] = ["bearer", "apiKeyHeader", "apiKeyQuery", "session"];
@@ -144,13 +145,13 @@ fn error_ref() -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name("Error"))
 }
 
-/// An error answer: the host's JSON shape, or its error page for browsers.
-fn error_response(description: &str) -> utoipa::openapi::Response {
+/// An answer negotiated like every plugin answer: JSON of `json`'s shape, or an HTML page.
+fn negotiated(description: &str, json: impl Into<RefOr<Schema>>) -> utoipa::openapi::Response {
     ResponseBuilder::new()
         .description(description)
         .content(
             "application/json",
-            ContentBuilder::new().schema(Some(error_ref())).build(),
+            ContentBuilder::new().schema(Some(json)).build(),
         )
         .content(
             "text/html",
@@ -158,6 +159,31 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
         )
         .build()
 }
+
+/// An error answer: the host's JSON shape, or its error page for browsers.
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    negotiated(description, error_ref())
+}
+
+/// A path parameter: one non-empty segment (the router splits the path before it decodes it).
+fn path_parameter(name: &str) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .schema(Some(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .build(),
+        )))
+}
+
+/// What a caller without acceptable credentials gets.
+const UNAUTHENTICATED: (&str, &str) = (
+    "401",
+    "No credentials, or a key or session that is unknown, expired or revoked.",
+);
 
 /// Any one of the ways to present credentials (the route's role, in its description, decides whose
 /// are enough).
@@ -188,19 +214,10 @@ fn plugin_operation(
     }
     let mut responses = ResponsesBuilder::new().response(
         "default",
-        ResponseBuilder::new()
-            .description(
-                "The plugin's answer: its status and JSON body, or the HTML page made from it.",
-            )
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(any_json())).build(),
-            )
-            .content(
-                "text/html",
-                ContentBuilder::new().schema(Some(string())).build(),
-            )
-            .build(),
+        negotiated(
+            "The plugin's answer: its status and JSON body, or the HTML page made from it.",
+            any_json(),
+        ),
     );
     // A plugin may answer any route with no body at all.
     responses = responses.response(
@@ -213,10 +230,7 @@ fn plugin_operation(
         &[]
     } else {
         &[
-            (
-                "401",
-                "No credentials, or a key or session that is unknown, expired or revoked.",
-            ),
+            UNAUTHENTICATED,
             (
                 "403",
                 "The caller's role or key scope does not allow this route.",
@@ -240,18 +254,7 @@ fn plugin_operation(
         op = op.securities(Some(security()));
     }
     for name in route.path.param_names() {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(Schema::Object(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .min_length(Some(1))
-                        .build(),
-                ))),
-        );
+        op = op.parameter(path_parameter(name));
     }
     if matches!(route.method, Method::Post | Method::Put | Method::Patch) {
         op = op.request_body(Some(
@@ -359,10 +362,7 @@ fn add_host_route(paths: &mut Paths, r: HostRoute) {
     let mut responses = ResponsesBuilder::new().response("200", ok.build());
     let mut errors: Vec<(&str, &str)> = r.errors.to_vec();
     if r.role != Role::Anonymous {
-        errors.push((
-            "401",
-            "No credentials, or a key or session that is unknown, expired or revoked.",
-        ));
+        errors.push(UNAUTHENTICATED);
         errors.push(("403", "The caller is not an admin."));
     }
     if r.body.is_some() {
@@ -390,21 +390,9 @@ fn add_host_route(paths: &mut Paths, r: HostRoute) {
     if r.role != Role::Anonymous {
         op = op.securities(Some(security()));
     }
-    let mut names = Vec::new();
-    let mut rest = r.path;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..].find('}').expect("a closed parameter") + start;
-        names.push(&rest[start + 1..end]);
-        rest = &rest[end + 1..];
-    }
-    for name in names {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .schema(Some(string())),
-        );
+    let pattern = PathPattern::parse(r.path).expect("the host's route patterns are valid");
+    for name in pattern.param_names() {
+        op = op.parameter(path_parameter(name));
     }
     if let Some(kind) = r.body {
         let schema = if kind == "application/json" {
