@@ -340,10 +340,14 @@ pub fn process_stats() -> Option<ProcessStats> {
     let ticks = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
     // /proc counts in USER_HZ, which Linux fixes at 100 for user space on every architecture.
     let per_second = 100.0;
-    let boot: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    // The boot time never changes: /proc/stat (a line per CPU besides) is read once.
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let boot = (*BOOT.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+    }))?;
     let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
     Some(ProcessStats {
         cpu_seconds: (ticks(14)? + ticks(15)?) as f64 / per_second,

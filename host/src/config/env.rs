@@ -16,23 +16,24 @@ const PREFIX: &str = "PLUGIN_HOST_";
 pub(super) fn layer(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Option<toml::Table>> {
-    let reference = Reference::embedded();
-    let mut table = toml::Table::new();
-    let mut any = false;
     let mut vars: Vec<_> = vars
         .into_iter()
         .filter(|(name, _)| name.starts_with(PREFIX) && !NOT_KEYS.contains(&name.as_str()))
         .collect();
+    if vars.is_empty() {
+        return Ok(None);
+    }
     // Deterministic errors when several are wrong.
     vars.sort();
+    let reference = Reference::embedded();
+    let mut table = toml::Table::new();
     for (name, raw) in vars {
         let (path, example) = locate(&reference, &name)?;
         let value = convert(&raw, &example)
             .with_context(|| format!("environment variable {name}={raw:?}"))?;
         insert(&mut table, &path, value);
-        any = true;
     }
-    Ok(any.then_some(table))
+    Ok(Some(table))
 }
 
 /// The table path (`["limits", "request_timeout_ms"]`) variable `name` sets, and the documented
