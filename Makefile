@@ -99,7 +99,7 @@ fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
-## bench: one fresh-instance call (criterion), one outbound HTTP call against native reqwest, the
+## bench: one fresh-instance call (criterion) and wasmtime's own floor under it, one outbound HTTP call against native reqwest, the
 ## reload cost of 20 plugins (warm and cold cache), hello's req/s with deadlines on and off, the HTML
 ## view against JSON, instance reuse N = 1/16/128, what accounts and the database cost (kv writes with
 ## synchronous FULL vs NORMAL, key lookups, argon2id), and the side-by-side run (wrk; apt-get install
@@ -107,6 +107,7 @@ fmt:
 ## build.
 bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench instantiate
+	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench floor
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench reload
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench deadline
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench views
