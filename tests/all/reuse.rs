@@ -41,6 +41,38 @@ async fn by_default_every_request_gets_a_fresh_instance() {
     server.stop().await;
 }
 
+/// The SDK's static arena (48 KiB, `plugins/sdk/src/arena.rs`).
+const SDK_ARENA_STATIC: u64 = 48 << 10;
+
+/// The SDK's arena is its static plus the unused end of the initial memory: a fresh instance fills all
+/// of it without growing memory (so the host makes no memory syscall), every block keeps its contents
+/// (no region overlaps the stack, the data or the other region), and what does not fit grows memory.
+#[tokio::test]
+async fn the_sdk_arena_uses_the_initial_memory_before_memory_grows() {
+    let (server, _dir) = server(None).await;
+    let mut free = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = server.get_json("/reuse/arena").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["intact"], true, "a block lost its contents: {body}");
+        assert_eq!(
+            body["pages_filled"], body["pages_before"],
+            "filling the arena grew memory: {body}"
+        );
+        assert!(
+            body["pages_overflowed"].as_u64() > body["pages_filled"].as_u64(),
+            "64 KiB past the arena did not grow memory: {body}"
+        );
+        assert!(
+            body["free"].as_u64().unwrap() > SDK_ARENA_STATIC,
+            "the arena is no larger than its static: the end of the initial memory is unused: {body}"
+        );
+        free.push(body["free"].as_u64().unwrap());
+    }
+    assert_eq!(free[0], free[1], "a fresh instance starts with a fresh arena");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_reused_instance_serves_n_requests_then_a_fresh_one_takes_over() {
     let (server, _dir) = server(Some(4)).await;

@@ -4,25 +4,35 @@
 //! Why: std's allocator on wasm32 takes its first chunk with `memory.grow`, and the host's pooling
 //! allocator answers every grow with an `mprotect` (and another to shrink the slot back before its next
 //! instance) — two syscalls and two TLB flushes per request for a handler that allocates anything at
-//! all. The arena is a zeroed static, so it lives in the module's `.bss`: part of the initial memory,
-//! never in the memory image, and no grow is needed until a request has used it up.
+//! all. The arena never grows memory, so a request that stays inside it costs the host no syscall.
+//!
+//! The arena is two regions, used in order:
+//!   1. a zeroed static of [`ARENA_BYTES`], in the module's `.bss`: part of the initial memory, never in
+//!      the memory image, so every plugin has at least this much;
+//!   2. the tail of the initial memory, from the linker's `__heap_base` (the end of data and `.bss`) to
+//!      the end of the last initial page: memory the instance has anyway and std's allocator never uses
+//!      (it only takes pages it grows).
+//!
+//! The host resets every initial page of an instance after each request (a memset), at ~0.8 µs per
+//! 64 KiB page (docs/benchmarks.md): the static is kept small so that a small plugin — 64 KiB of stack,
+//! its data, the static — fits in two pages, and the tail makes the rest of the second page usable.
 //!
 //! The host gives each request a fresh instance, so nothing here is ever worth freeing: `dealloc` only
-//! gives back the block allocated last (a string built and dropped straight away), and `realloc` grows
-//! the last block in place. Under instance reuse the arena fills over several requests and then every
-//! allocation goes to std's allocator, which frees as usual: the arena is a bounded, one-off cost.
-//! Plugins that want another allocator turn off the SDK's `arena` feature.
+//! gives back the block allocated last in its region (a string built and dropped straight away), and
+//! `realloc` grows that block in place. Under instance reuse the arena fills over several requests and
+//! then every allocation goes to std's allocator, which frees as usual: the arena is a bounded, one-off
+//! cost. Plugins that want another allocator turn off the SDK's `arena` feature.
 
 // Installed only on wasm32 (lib.rs); elsewhere it is compiled for clippy and the unit test.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-/// Bytes of the arena: more than a typical handler's request, parse and answer need, and small enough
-/// that the host's reset of a used slot stays cheap.
-pub const ARENA_BYTES: usize = 128 << 10;
+/// Bytes of the static region: what every plugin's arena has at least, more than a typical handler's
+/// request, parse and answer need.
+pub const ARENA_BYTES: usize = 48 << 10;
 
 #[repr(C, align(16))]
 struct Arena(UnsafeCell<[u8; ARENA_BYTES]>);
@@ -31,38 +41,111 @@ struct Arena(UnsafeCell<[u8; ARENA_BYTES]>);
 unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_BYTES]));
-/// Offset of the arena's first free byte.
-static TOP: AtomicUsize = AtomicUsize::new(0);
+
+/// One bump region: `len` bytes from `base`, the first free one at offset `top`.
+struct Region {
+    base: AtomicUsize,
+    len: AtomicUsize,
+    top: AtomicUsize,
+}
+
+impl Region {
+    const fn empty() -> Self {
+        Self {
+            base: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            top: AtomicUsize::new(0),
+        }
+    }
+
+    /// The offset of `ptr` in this region, if the region holds it.
+    fn offset_of(&self, ptr: *mut u8) -> Option<usize> {
+        let offset = (ptr as usize).wrapping_sub(self.base.load(Relaxed));
+        (offset < self.len.load(Relaxed)).then_some(offset)
+    }
+
+    /// A block of `layout`, or null when it does not fit.
+    fn bump(&self, layout: Layout) -> *mut u8 {
+        let (base, top) = (self.base.load(Relaxed), self.top.load(Relaxed));
+        let start = (base + top).next_multiple_of(layout.align()) - base;
+        match start.checked_add(layout.size()) {
+            Some(end) if end <= self.len.load(Relaxed) => {
+                self.top.store(end, Relaxed);
+                (base + start) as *mut u8
+            }
+            _ => std::ptr::null_mut(),
+        }
+    }
+}
+
+/// The static region and the tail of the initial memory (set up on first use).
+static REGIONS: [Region; 2] = [Region::empty(), Region::empty()];
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// The regions, set up on first use: the static, then `__heap_base` to the end of the initial memory.
+fn regions() -> &'static [Region; 2] {
+    if !READY.load(Relaxed) {
+        let [first, tail] = &REGIONS;
+        first.base.store(ARENA.0.get() as usize, Relaxed);
+        first.len.store(ARENA_BYTES, Relaxed);
+        let (start, end) = initial_tail();
+        tail.base.store(start, Relaxed);
+        tail.len.store(end.saturating_sub(start), Relaxed);
+        READY.store(true, Relaxed);
+    }
+    &REGIONS
+}
+
+/// Where the unused tail of the initial memory starts and ends. Called before the first allocation,
+/// so memory has not grown yet.
+#[cfg(target_arch = "wasm32")]
+fn initial_tail() -> (usize, usize) {
+    unsafe extern "C" {
+        // Defined by wasm-ld: the first byte after the stack, data and `.bss`.
+        static __heap_base: u8;
+    }
+    // SAFETY: only the symbol's address is taken, never its contents.
+    let start = unsafe { std::ptr::addr_of!(__heap_base) } as usize;
+    let end = core::arch::wasm32::memory_size(0) * 65536;
+    (start.next_multiple_of(16), end)
+}
+
+/// Off wasm32 (the unit test) there is no initial memory: only the static region.
+#[cfg(not(target_arch = "wasm32"))]
+fn initial_tail() -> (usize, usize) {
+    (0, 0)
+}
+
+/// The region holding `ptr` and its offset there, if the arena holds it.
+fn find(ptr: *mut u8) -> Option<(&'static Region, usize)> {
+    regions()
+        .iter()
+        .find_map(|region| region.offset_of(ptr).map(|offset| (region, offset)))
+}
+
+/// A block of `layout` from the first region it fits in, or null.
+fn bump(layout: Layout) -> *mut u8 {
+    regions()
+        .iter()
+        .map(|region| region.bump(layout))
+        .find(|ptr| !ptr.is_null())
+        .unwrap_or(std::ptr::null_mut())
+}
+
+/// Bytes the arena can still hand out (both regions), for the fixture that checks its layout.
+pub fn free_bytes() -> usize {
+    regions()
+        .iter()
+        .map(|region| region.len.load(Relaxed) - region.top.load(Relaxed))
+        .sum()
+}
 
 /// The allocator the SDK installs (`#[global_allocator]` in lib.rs).
 pub struct BumpThenSystem;
 
-fn base() -> *mut u8 {
-    ARENA.0.get().cast()
-}
-
-/// The arena offset of `ptr`, if the arena holds it.
-fn offset_of(ptr: *mut u8) -> Option<usize> {
-    let offset = (ptr as usize).wrapping_sub(base() as usize);
-    (offset < ARENA_BYTES).then_some(offset)
-}
-
-/// A block of `layout` from the arena, or null when it does not fit.
-fn bump(layout: Layout) -> *mut u8 {
-    let top = TOP.load(Relaxed);
-    let unaligned = base() as usize + top;
-    let start = unaligned.next_multiple_of(layout.align()) - base() as usize;
-    match start.checked_add(layout.size()) {
-        Some(end) if end <= ARENA_BYTES => {
-            TOP.store(end, Relaxed);
-            base().wrapping_add(start)
-        }
-        _ => std::ptr::null_mut(),
-    }
-}
-
-// SAFETY: blocks from the arena never overlap (the top only moves back over the last block when that
-// block is freed or shrunk), and everything else is delegated to `System` with its own pointers.
+// SAFETY: blocks from a region never overlap (its top only moves back over its last block when that
+// block is freed or shrunk), the regions do not overlap each other (the static lies below
+// `__heap_base`), and everything else is delegated to `System` with its own pointers.
 unsafe impl GlobalAlloc for BumpThenSystem {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = bump(layout);
@@ -88,10 +171,10 @@ unsafe impl GlobalAlloc for BumpThenSystem {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        match offset_of(ptr) {
-            Some(offset) => {
-                if offset + layout.size() == TOP.load(Relaxed) {
-                    TOP.store(offset, Relaxed);
+        match find(ptr) {
+            Some((region, offset)) => {
+                if offset + layout.size() == region.top.load(Relaxed) {
+                    region.top.store(offset, Relaxed);
                 }
             }
             // SAFETY: not an arena block, so `System` allocated it.
@@ -100,14 +183,13 @@ unsafe impl GlobalAlloc for BumpThenSystem {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Some(offset) = offset_of(ptr) else {
+        let Some((region, offset)) = find(ptr) else {
             // SAFETY: not an arena block, so `System` allocated it.
             return unsafe { System.realloc(ptr, layout, new_size) };
         };
-        let top = TOP.load(Relaxed);
-        let last = offset + layout.size() == top;
-        if last && offset + new_size <= ARENA_BYTES {
-            TOP.store(offset + new_size, Relaxed);
+        let last = offset + layout.size() == region.top.load(Relaxed);
+        if last && offset + new_size <= region.len.load(Relaxed) {
+            region.top.store(offset + new_size, Relaxed);
             return ptr;
         }
         if new_size <= layout.size() {
@@ -134,7 +216,7 @@ mod tests {
     use super::*;
 
     fn owned(ptr: *mut u8) -> bool {
-        offset_of(ptr).is_some()
+        find(ptr).is_some()
     }
 
     // One test: the arena is a process-wide static, so its cases must not run in parallel.

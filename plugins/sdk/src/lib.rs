@@ -68,11 +68,20 @@ pub mod bindings {
     });
 }
 
-/// Every allocation starts in an arena within the initial memory, so a request that stays under
-/// [`arena::ARENA_BYTES`] makes the host do no memory syscalls (see arena.rs).
+/// Every allocation starts in an arena within the initial memory (a static of [`arena::ARENA_BYTES`]
+/// and the unused end of the last initial page), so a request that stays inside it makes the host do
+/// no memory syscalls (see arena.rs).
 #[cfg(all(feature = "arena", target_arch = "wasm32"))]
 #[global_allocator]
 static ALLOCATOR: arena::BumpThenSystem = arena::BumpThenSystem;
+
+/// Bytes the SDK's arena can still hand out before allocations go to std's allocator (and memory
+/// grows). For the test fixture that checks the arena's layout.
+#[doc(hidden)]
+#[cfg(feature = "arena")]
+pub fn __arena_free_bytes() -> usize {
+    arena::free_bytes()
+}
 
 pub use builder::RequestBuilder;
 #[doc(hidden)]
