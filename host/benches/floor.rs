@@ -2,9 +2,9 @@
 //! allocator, epochs, no component-model concurrency): the floor under `instantiate.rs`'s hello figures,
 //! which no change in the host or the SDK can go below. Each case instantiates from a pre-linked
 //! `InstancePre`, calls one export that returns a number, and drops the Store (which resets the slot):
-//!   - `component_async/{1,4}_pages`: the smallest component (one core module, no imports), the async
-//!     API the host uses; 1 or 4 wasm pages of initial memory (SDK plugins have 2), to show what
-//!     each page adds to the slot reset;
+//!   - `component_async/{1,2,4}_pages`: the smallest component (one core module, no imports), the async
+//!     API the host uses; 1, 2 (what SDK plugins have) or 4 wasm pages of initial memory, to show
+//!     what each page adds to the slot reset;
 //!   - `component_sync/1_page`: the same with the blocking API, which plugins cannot use (a call could
 //!     not yield to tokio at epoch ticks, and the kv import is async), to size what fibers cost;
 //!   - `core_module_async/1_page`: a plain core module, no component layer.
@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("floor");
     group.measurement_time(Duration::from_secs(5));
-    for pages in [1, 4] {
+    for pages in [1, 2, 4] {
         let (pre, index) = pre(pages);
         let name = format!("component_async/{pages}_page{}", if pages == 1 { "" } else { "s" });
         group.bench_function(name, |b| {
