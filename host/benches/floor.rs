@@ -8,6 +8,7 @@
 //!   - `component_sync/1_page`: the same with the blocking API, which plugins cannot use (a call could
 //!     not yield to tokio at epoch ticks, and the kv import is async), to size what fibers cost;
 //!   - `core_module_async/1_page`: a plain core module, no component layer.
+//!
 //! Results: docs/benchmarks.md ("Per-request cost").
 
 use std::time::Duration;
@@ -55,7 +56,10 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for pages in [1, 2, 4] {
         let (pre, index) = pre(pages);
-        let name = format!("component_async/{pages}_page{}", if pages == 1 { "" } else { "s" });
+        let name = format!(
+            "component_async/{pages}_page{}",
+            if pages == 1 { "" } else { "s" }
+        );
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| async {
                 let _awake = plugin_engine.awake();

@@ -69,7 +69,10 @@ async fn the_sdk_arena_uses_the_initial_memory_before_memory_grows() {
         );
         free.push(body["free"].as_u64().unwrap());
     }
-    assert_eq!(free[0], free[1], "a fresh instance starts with a fresh arena");
+    assert_eq!(
+        free[0], free[1],
+        "a fresh instance starts with a fresh arena"
+    );
     server.stop().await;
 }
 
