@@ -13,7 +13,7 @@
 //!      the end of the last initial page: memory the instance has anyway and std's allocator never uses
 //!      (it only takes pages it grows).
 //!
-//! The host resets every initial page of an instance after each request (a memset), at ~0.8 µs per
+//! The host resets every page an instance had after each request (a memset), at ~0.5–0.8 µs per
 //! 64 KiB page (docs/benchmarks.md): the static is kept small so that a small plugin — 64 KiB of stack,
 //! its data, the static — fits in two pages, and the tail makes the rest of the second page usable.
 //!
