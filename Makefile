@@ -99,12 +99,12 @@ fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 
-## bench: one fresh-instance call (criterion) and wasmtime's own floor under it, one outbound HTTP call against native reqwest, the
-## reload cost of 20 plugins (warm and cold cache), hello's req/s with deadlines on and off, the HTML
-## view against JSON, instance reuse N = 1/16/128, what accounts and the database cost (kv writes with
-## synchronous FULL vs NORMAL, key lookups, argon2id), and the side-by-side run (wrk; apt-get install
-## wrk). `--workspace` keeps feature unification identical to `make build`, so benches reuse its wasmtime
-## build.
+## bench: one fresh-instance call (criterion) and wasmtime's own floor under it, one outbound HTTP
+## call against native reqwest, the reload cost of 20 plugins (warm and cold cache), hello's req/s
+## with deadlines on and off, the HTML view against JSON, instance reuse N = 1/16/128, what accounts
+## and the database cost (kv writes with synchronous FULL vs NORMAL, key lookups, argon2id), and the
+## side-by-side run (wrk; apt-get install wrk). `--workspace` keeps feature unification identical to
+## `make build`, so benches reuse its wasmtime build.
 bench: build $(WASMTIME)
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench instantiate
 	$(BENCH_ENV) $(CARGO) bench --locked --workspace --bench floor

@@ -83,6 +83,11 @@ pub fn __arena_free_bytes() -> usize {
     arena::free_bytes()
 }
 
+/// Bytes of the arena's static region (the rest is the end of the initial memory), for the same fixture.
+#[doc(hidden)]
+#[cfg(feature = "arena")]
+pub const __ARENA_STATIC_BYTES: usize = arena::ARENA_BYTES;
+
 pub use builder::RequestBuilder;
 #[doc(hidden)]
 pub use plugin::__install_panic_hook;
